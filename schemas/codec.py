@@ -1,0 +1,111 @@
+"""Avro codec in the Confluent wire format: magic byte 0, 4-byte big-endian schema id, Avro body.
+
+``decode_dict`` is the hot path for sinks (no pydantic); ``decode`` validates into the models.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from enum import Enum
+from typing import Any, TypeVar
+from uuid import UUID
+
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from pydantic import ValidationError
+
+from schemas import models
+from schemas.catalog import parsed_schema, schema_text
+from schemas.errors import BadMagicByte, InvalidRecord, TruncatedMessage
+from schemas.registry import SchemaRegistry
+
+HEADER = struct.Struct(">bI")
+M = TypeVar("M", bound=models.AvroModel)
+
+MODEL_BY_NAME: dict[str, type[models.AvroModel]] = {
+    m.avro_name: m
+    for m in (models.SessionEvent, models.TrajectoryCompleted, models.TrajectoryJudged,
+              models.RewardAssigned, models.DeadLetter)
+}
+
+
+def to_avro(value: Any) -> Any:
+    """Model -> plain data for fastavro; records carry ``-type`` so unions need no guessing."""
+    if isinstance(value, models.AvroModel):
+        out = {name: to_avro(getattr(value, name)) for name in type(value).model_fields}
+        out["-type"] = value.avro_name
+        return out
+    if isinstance(value, list):
+        return [to_avro(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_avro(v) for k, v in value.items()}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+class Codec:
+    """Encodes records for a topic and decodes any record whose writer schema the registry knows."""
+
+    def __init__(self, registry: SchemaRegistry) -> None:
+        self.registry = registry
+        self._ids: dict[tuple[str, str], int] = {}
+        self._writers: dict[int, Any] = {}
+
+    def schema_id(self, topic: str, avro_name: str) -> int:
+        key = (topic, avro_name)
+        if key not in self._ids:
+            self._ids[key] = self.registry.register(f"{topic}-value", schema_text(avro_name))
+        return self._ids[key]
+
+    def encode(self, topic: str, record: models.AvroModel) -> bytes:
+        return self.encode_dict(topic, record.avro_name, to_avro(record))
+
+    def encode_dict(self, topic: str, avro_name: str, data: dict[str, Any]) -> bytes:
+        buf = io.BytesIO()
+        buf.write(HEADER.pack(0, self.schema_id(topic, avro_name)))
+        schemaless_writer(buf, parsed_schema(avro_name), data)
+        return buf.getvalue()
+
+    def _writer_schema(self, schema_id: int) -> Any:
+        if schema_id not in self._writers:
+            text = self.registry.schema_by_id(schema_id)
+            name = json.loads(text)["name"]
+            # Same schema as ours: read without resolution (several times faster).
+            current = name in MODEL_BY_NAME and text == schema_text(name)
+            writer = parsed_schema(name) if current else parse_schema(json.loads(text))
+            self._writers[schema_id] = (writer, None if current else parsed_schema(name)
+                                        if name in MODEL_BY_NAME else None)
+        return self._writers[schema_id]
+
+    def decode_dict(self, raw: bytes | None) -> tuple[str, dict[str, Any]]:
+        """Bytes -> (record name, data), read with our current schema of that record."""
+        if raw is None or len(raw) < HEADER.size:
+            raise TruncatedMessage(f"{0 if raw is None else len(raw)} bytes, the header alone needs 5")
+        magic, schema_id = HEADER.unpack_from(raw)
+        if magic != 0:
+            raise BadMagicByte(magic)
+        writer, reader = self._writer_schema(schema_id)
+        name = writer["name"]
+        try:
+            data = schemaless_reader(io.BytesIO(raw[HEADER.size:]), writer, reader)
+        except (EOFError, StopIteration, IndexError, struct.error) as exc:
+            raise TruncatedMessage(f"{name} body ends early ({exc.__class__.__name__})") from None
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            raise InvalidRecord(f"{name} body does not decode: {exc}") from None
+        return name, data
+
+    def decode(self, raw: bytes | None, expect: type[M] | None = None) -> M:
+        name, data = self.decode_dict(raw)
+        model = MODEL_BY_NAME.get(name)
+        if model is None or (expect is not None and model is not expect):
+            wanted = expect.avro_name if expect else "a known record"
+            raise InvalidRecord(f"record {name} where {wanted} was expected")
+        try:
+            return model.model_validate(data)  # type: ignore[return-value]
+        except ValidationError as exc:
+            raise InvalidRecord(f"{name} fails validation: {exc.errors()[0]['msg']} at "
+                                f"{'.'.join(map(str, exc.errors()[0]['loc']))}") from None

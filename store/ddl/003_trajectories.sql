@@ -1,0 +1,33 @@
+CREATE TABLE IF NOT EXISTS trajectories
+(
+    session_id String,
+    agent_name LowCardinality(String),
+    group_id Nullable(String),
+    objective String,
+    model LowCardinality(String),
+    agent_config Map(String, String),
+    success_criteria Array(String),
+    final_answer Nullable(String),
+    status LowCardinality(String),
+    closed_by LowCardinality(String),
+    missing_seqs Array(Int64),
+    started_at DateTime64(6, 'UTC'),
+    completed_at DateTime64(6, 'UTC'),
+    step_count Int64,
+    total_tokens Int64,
+    total_cost Float64,
+    tools_used Array(String),
+    error_count Int64,
+    execution_time_ms Int64,
+    efficiency Float64,
+    payload String,
+    event_id UUID,
+    log_epoch UInt64,
+    topic LowCardinality(String),
+    partition UInt32,
+    offset UInt64,
+    inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree
+ORDER BY session_id
+SETTINGS non_replicated_deduplication_window = 10000;
