@@ -1,0 +1,24 @@
+"""The `art` command. Sub-commands from other packages register themselves here."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(name="art", help="ART Stream: agents learn from their own runs.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+
+
+def _register_all() -> None:
+    # Each package adds its commands; imports stay light (no torch at import time).
+    from agents import cli as agents_cli
+    from stack import commands
+    from trainer import cli as trainer_cli
+
+    commands.register(app)
+    agents_cli.register(app)
+    trainer_cli.register(app)
+
+
+def main() -> None:
+    _register_all()
+    app()
