@@ -73,7 +73,8 @@ class Codec:
     def _writer_schema(self, schema_id: int) -> Any:
         if schema_id not in self._writers:
             text = self.registry.schema_by_id(schema_id)
-            name = json.loads(text)["name"]
+            doc = json.loads(text)
+            name = doc["name"] if "." in doc["name"] else f"{doc.get('namespace', '')}.{doc['name']}".lstrip(".")
             # Same schema as ours: read without resolution (several times faster).
             current = name in MODEL_BY_NAME and text == schema_text(name)
             writer = parsed_schema(name) if current else parse_schema(json.loads(text))

@@ -127,3 +127,8 @@ class RestRegistry:
                 raise RegistryError(f"schema registry answered {response.status_code}: {response.text}")
             self._by_id[schema_id] = response.json()["schema"]
         return self._by_id[schema_id]
+
+
+def registry_for(url: str, data_dir: Path) -> SchemaRegistry:
+    """The REST registry when a URL is configured, else the local file registry of ``data_dir``."""
+    return RestRegistry(url) if url else LocalRegistry(data_dir / "registry.json")

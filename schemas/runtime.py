@@ -1,0 +1,50 @@
+"""The running stack's address card, written by `art up` and read by every client process.
+
+It is how agents, the CLI and the trainer find the embedded broker and the ClickHouse gateway,
+and how the tracking SDK learns that the embedded broker restarted (``log_epoch`` changes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pydantic import BaseModel
+
+
+class StackInfo(BaseModel):
+    pid: int
+    bootstrap: str
+    clickhouse_url: str
+    log_epoch: int
+    topic_prefix: str
+    started_at: float
+
+
+def stack_file(data_dir: Path) -> Path:
+    return data_dir / "run" / "stack.json"
+
+
+def write_stack_info(data_dir: Path, info: StackInfo) -> None:
+    path = stack_file(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(info.model_dump_json(indent=1))
+    tmp.replace(path)
+
+
+def read_stack_info(data_dir: Path) -> StackInfo | None:
+    """The live stack's card, or None when no stack runs (missing file or dead pid)."""
+    path = stack_file(data_dir)
+    try:
+        info = StackInfo.model_validate(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(info.pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return info
