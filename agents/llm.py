@@ -1,0 +1,132 @@
+"""A small async client for OpenAI-compatible chat endpoints (vLLM, Ollama, llama.cpp, OpenAI).
+
+Only ``POST {base_url}/chat/completions`` is used, so any server speaking that dialect works. The
+reply is validated with pydantic; token counts come from the ``usage`` field (0 when a server
+omits it). Transport errors and 5xx answers are retried a few times, then raised as ``LLMError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import Literal, Protocol
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from agents.recording import AgentError
+from schemas.settings import ArtConfig
+
+
+class LLMError(AgentError):
+    """The endpoint could not be reached, refused the request, or answered nonsense."""
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ChatReply(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    model: str = ""
+
+
+class _Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int | None = None
+
+
+class _Message(BaseModel):
+    content: str | None = None
+
+
+class _Choice(BaseModel):
+    message: _Message
+
+
+class _Completion(BaseModel):
+    model: str = ""
+    choices: list[_Choice]
+    usage: _Usage | None = None
+
+
+class ChatClient(Protocol):
+    """What the runner needs from a language model."""
+
+    async def chat(self, messages: list[ChatMessage], *, temperature: float = 0.7,
+                   max_tokens: int | None = None, model: str | None = None) -> ChatReply: ...
+
+
+class OpenAIChatClient:
+    """``chat`` against one endpoint and default model; use as ``async with`` to close the pool."""
+
+    def __init__(self, base_url: str, model: str, *, api_key: str = "", timeout_s: float = 60.0,
+                 retries: int = 2) -> None:
+        if not base_url:
+            raise LLMError("no LLM endpoint configured: set [art.models] llm_base_url (or ART_MODELS_LLM_BASE_URL)")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.retries = retries
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.AsyncClient(timeout=timeout_s, headers=headers, trust_env=False)
+
+    @classmethod
+    def from_config(cls, cfg: ArtConfig, model: str = "") -> OpenAIChatClient:
+        m = cfg.models
+        return cls(m.llm_base_url, model or m.llm_model, api_key=m.llm_api_key, timeout_s=m.llm_timeout_s)
+
+    async def chat(self, messages: list[ChatMessage], *, temperature: float = 0.7,
+                   max_tokens: int | None = None, model: str | None = None) -> ChatReply:
+        body: dict[str, object] = {"model": model or self.model, "temperature": temperature,
+                                   "messages": [m.model_dump() for m in messages]}
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        url = f"{self.base_url}/chat/completions"
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                response = await self._http.post(url, json=body)
+            except httpx.HTTPError as exc:
+                if last:
+                    raise LLMError(f"LLM endpoint {url} unreachable: {exc.__class__.__name__}: {exc}") from None
+                await asyncio.sleep(0.2 * 2**attempt)
+                continue
+            if response.status_code >= 500 and not last:
+                await asyncio.sleep(0.2 * 2**attempt)
+                continue
+            return self._parse(url, response)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _parse(url: str, response: httpx.Response) -> ChatReply:
+        if response.status_code != 200:
+            raise LLMError(f"LLM endpoint {url} answered HTTP {response.status_code}: {response.text[:300]}")
+        try:
+            completion = _Completion.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise LLMError(f"LLM endpoint {url} sent an unexpected body: {exc.errors()[0]['msg']}") from None
+        if not completion.choices:
+            raise LLMError(f"LLM endpoint {url} returned no choices")
+        usage = completion.usage or _Usage()
+        total = usage.total_tokens if usage.total_tokens is not None else usage.prompt_tokens + usage.completion_tokens
+        return ChatReply(text=completion.choices[0].message.content or "", prompt_tokens=usage.prompt_tokens,
+                         completion_tokens=usage.completion_tokens, total_tokens=total, model=completion.model)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> OpenAIChatClient:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()

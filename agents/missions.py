@@ -1,0 +1,118 @@
+"""Mission files: what an agent should do, with which tools, and how success is judged.
+
+A mission is YAML validated by pydantic; any mistake becomes one ``MissionError`` that names the file
+and the field (``mission.yaml: agent_config.max_iterations: Input should be a valid integer``), and
+tool configs are checked against each tool's own model at load time, not halfway through a run.
+
+Example::
+
+    name: multiply
+    objective: What is 17 * 23?
+    agent_config: {max_iterations: 5, model: qwen2.5, temperature: 0.2}
+    tools:
+      - name: calculator
+      - name: file_read
+        config: {base_path: ./data}
+    success_criteria: [answer is 391]
+    group_id: multiply-v1     # optional: rollouts of one group are scored against each other
+    rollouts: 4               # optional, default 1
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agents.recording import AgentError
+from agents.tools import ToolConfigError, build_toolbox, validate_tool_config
+from agents.tools.base import Toolbox
+
+
+class MissionError(AgentError):
+    """A mission file is missing, not YAML, or breaks the mission model."""
+
+
+class AgentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_iterations: int = Field(10, ge=1, le=500, description="steps before the run stops as failed")
+    model: str = Field("", description="model name for the endpoint; empty = [art.models] llm_model")
+    temperature: float = Field(0.7, ge=0, le=2)
+    max_tokens: int | None = Field(None, ge=1, description="completion limit per LLM call")
+    reflection_interval: int = Field(3, ge=1, description="reflect on the trajectory every N steps")
+    pattern_limit: int = Field(3, ge=0, le=20, description="success patterns shown in the prompts")
+
+    def as_strings(self) -> dict[str, str]:
+        """The flat string map that ``SessionStarted.agent_config`` carries."""
+        return {k: "" if v is None else str(v) for k, v in self.model_dump().items()}
+
+
+class ToolSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class Mission(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    objective: str = Field(min_length=1)
+    agent_config: AgentConfig = Field(default_factory=AgentConfig)
+    tools: list[ToolSpec] = Field(default_factory=list)
+    success_criteria: list[str] = Field(default_factory=list)
+    group_id: str | None = None
+    rollouts: int = Field(1, ge=1, le=1000)
+    base_dir: Path = Field(Path("."), exclude=True, description="folder relative tool paths start from")
+
+    def toolbox(self) -> Toolbox:
+        """Build this mission's tools (configs were validated when the mission was loaded)."""
+        return build_toolbox(self.tools, self.base_dir)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def parse_mission(text: str, source: str = "mission", base_dir: Path | None = None) -> Mission:
+    """Validate mission YAML; ``source`` prefixes every error message."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise MissionError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise MissionError(f"{source}: a mission is a mapping with name, objective, agent_config, tools, "
+                           f"success_criteria; got {type(doc).__name__}")
+    if base_dir is not None:
+        doc = {**doc, "base_dir": base_dir}
+    try:
+        mission = Mission.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise MissionError(f"{source}: {_location(first['loc'])}: {first['msg']}{more}") from None
+    seen: set[str] = set()
+    for i, spec in enumerate(mission.tools):
+        if spec.name in seen:
+            raise MissionError(f"{source}: tools.{i}.name: tool {spec.name!r} is listed twice")
+        seen.add(spec.name)
+        try:
+            validate_tool_config(spec.name, spec.config, f"tools.{i}.")
+        except ToolConfigError as exc:
+            raise MissionError(f"{source}: {exc}") from None
+    return mission
+
+
+def load_mission(path: Path) -> Mission:
+    """Read and validate a mission file; tool paths are relative to its folder."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise MissionError(f"{path}: mission file does not exist") from None
+    except OSError as exc:
+        raise MissionError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_mission(text, source=str(path), base_dir=path.resolve().parent)
