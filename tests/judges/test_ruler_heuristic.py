@@ -1,0 +1,91 @@
+"""Heuristic RULER: components, totals, advantages and novelty worked out by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+
+import pytest
+
+from judges import RULER_WEIGHTS, HeuristicRuler, JudgeError, Ruler, advantages, reward_id
+from judges.contract import ID_NAMESPACE
+from schemas.models import ClosedBy, SessionStatus
+from tests.judges.builders import answer, tool, trajectory
+
+
+def good(session_id: str):  # type: ignore[no-untyped-def]
+    return trajectory([tool("calc", "6*7", thought="use calc", result="42"), answer("42", thought="answer")],
+                      session_id=session_id, criteria=["42"], final_answer="42", group_id="g")
+
+
+def poor(session_id: str = "c"):  # type: ignore[no-untyped-def]
+    return trajectory([tool("search", "6*7", thought="use search", result="?"),
+                       tool("search", "6*7", thought="use search again", result="?"),
+                       answer("41", thought="guess")],
+                      session_id=session_id, criteria=["42"], final_answer="41", status=SessionStatus.failed,
+                      group_id="g")
+
+
+def test_group_of_three_by_hand() -> None:
+    rewards = HeuristicRuler().score_group([good("a"), good("b"), poor("c")])
+    a, b, c = rewards
+    # a: every metric 1 -> success 1, efficiency 1 (estimate 3 >= 2 steps), quality 1; same calls as b -> novelty 0
+    assert (a.success, a.efficiency, a.quality, a.novelty) == (1.0, 1.0, 1.0, 0.0)
+    assert a.total == pytest.approx(0.9)
+    assert b.total == a.total and b.novelty == 0.0
+    # c: criterion missed -> 0; 3 steps vs 3 -> 1; quality = (0.5 + 0.5 + 1 + 1)/4; calls shared with nobody
+    assert (c.success, c.efficiency, c.quality, c.novelty) == (0.0, 1.0, 0.75, 1.0)
+    assert c.total == pytest.approx(0.2 + 0.3 * 0.75 + 0.1)
+    std = math.sqrt(((0.125 ** 2) * 2 + 0.25 ** 2) / 3)  # mean 0.775
+    assert a.advantage == pytest.approx(0.125 / (std + 1e-6))
+    assert c.advantage == pytest.approx(-0.25 / (std + 1e-6))
+    assert sum(r.advantage for r in rewards) == pytest.approx(0.0, abs=1e-9)
+    assert all(r.confidence == 0.75 and r.group_size == 3 and r.group_id == "g" for r in rewards)
+    assert all(r.reward_version == "ruler-heuristic@1" for r in rewards)
+    assert a.reasoning.startswith("rank 1/3") and c.reasoning.startswith("rank 3/3")
+    assert a.event_id == reward_id("a", "ruler-heuristic@1") == uuid.uuid5(
+        ID_NAMESPACE, json.dumps(["a", "ruler-heuristic@1"]))
+
+
+def test_weights_documented() -> None:
+    assert RULER_WEIGHTS == {"success": 0.4, "efficiency": 0.2, "quality": 0.3, "novelty": 0.1}
+
+
+def test_group_of_one_and_incomplete() -> None:
+    lone = poor().model_copy(update={"closed_by": ClosedBy.idle_timeout})
+    [r] = HeuristicRuler().score_group([lone])
+    assert (r.advantage, r.novelty, r.group_size) == (0.0, 0.0, 1)
+    assert r.confidence == 0.25  # 0.5 for one trajectory, halved for the timeout
+
+
+def test_identical_trajectories_tie_with_zero_advantage() -> None:
+    rewards = HeuristicRuler().score_group([good("a"), good("b")])
+    assert rewards[0].total == rewards[1].total
+    assert [r.advantage for r in rewards] == [0.0, 0.0]
+    assert [r.novelty for r in rewards] == [0.0, 0.0]
+
+
+def test_duplicates_dropped_and_order_does_not_matter() -> None:
+    forward = HeuristicRuler().score_group([good("a"), good("a"), poor("c")])
+    backward = HeuristicRuler().score_group([poor("c"), good("a")])
+    assert [r.session_id for r in forward] == ["a", "c"]
+
+    def key(rs):  # type: ignore[no-untyped-def]
+        return {r.session_id: r.model_dump(exclude={"assigned_at"}) for r in rs}
+
+    assert key(forward) == key(backward)
+    assert HeuristicRuler().score_group([]) == []
+
+
+def test_mixed_groups_refused() -> None:
+    other = good("z").model_copy(update={"group_id": "h"})
+    with pytest.raises(JudgeError, match="must share one group_id"):
+        HeuristicRuler().score_group([good("a"), other])
+
+
+def test_advantages_formula_and_protocol() -> None:
+    assert advantages([]) == []
+    assert advantages([0.3]) == [0.0]
+    assert advantages([1.0, 0.0]) == pytest.approx([0.5 / (0.5 + 1e-6), -0.5 / (0.5 + 1e-6)])
+    assert isinstance(HeuristicRuler(), Ruler)
