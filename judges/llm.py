@@ -193,16 +193,14 @@ class LLMJudge:
 
     def judge(self, traj: TrajectoryCompleted) -> TrajectoryJudged:
         digest, exchange = self._start(traj)
-        if exchange.answer is None:
-            while (messages := exchange.pending()) is not None:
-                exchange.offer(self.client.complete(messages, temperature=self.temperature))
+        while (messages := exchange.pending()) is not None:
+            exchange.offer(self.client.complete(messages, temperature=self.temperature))
         return self._finish(traj, digest, exchange)
 
     async def ajudge(self, traj: TrajectoryCompleted) -> TrajectoryJudged:
         digest, exchange = self._start(traj)
-        if exchange.answer is None:
-            while (messages := exchange.pending()) is not None:
-                exchange.offer(await self.client.acomplete(messages, temperature=self.temperature))
+        while (messages := exchange.pending()) is not None:
+            exchange.offer(await self.client.acomplete(messages, temperature=self.temperature))
         return self._finish(traj, digest, exchange)
 
     def _start(self, traj: TrajectoryCompleted) -> tuple[str, Exchange[JudgeAnswer]]:
