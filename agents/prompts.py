@@ -253,4 +253,6 @@ def parse_decision(text: str) -> Decision:
         raise DecisionError(f"unknown action {raw_action!r}: expected use_tool, answer, ask or think") from None
     if decision.action == "use_tool" and not decision.tool:
         raise DecisionError("use_tool decision names no tool")
+    if decision.action in ("answer", "ask") and not decision.input.strip():
+        raise DecisionError(f"{decision.action} decision has an empty \"input\"")
     return decision
