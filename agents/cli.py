@@ -1,0 +1,106 @@
+"""`art run MISSION.yaml`: run a mission with the configured LLM, tracked into the log."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from agents.llm import OpenAIChatClient
+from agents.missions import Mission, MissionError, load_mission
+from agents.patterns import ScoredPattern, find_similar_patterns
+from agents.recording import AgentError
+from agents.runner import RunResult, run_rollouts
+from schemas.errors import ConfigError
+from schemas.settings import ArtConfig, load_config
+from store.clickhouse import connect
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+def _patterns(cfg: ArtConfig, mission: Mission) -> list[ScoredPattern]:
+    """Similar success patterns from the store; a store that cannot be opened only costs the hints."""
+    try:
+        client = connect(cfg.clickhouse_dsn(), cfg.clickhouse.database)
+        return find_similar_patterns(client, mission.objective, k=mission.agent_config.pattern_limit)
+    except Exception as exc:  # no patterns table yet, store locked by `art up`, server down
+        err_console.print(f"[yellow]warning:[/yellow] success patterns unavailable: {escape(str(exc))}",
+                          highlight=False, soft_wrap=True)
+        return []
+
+
+def _summary(results: list[RunResult]) -> Table:
+    table = Table(title="mission runs")
+    for col in ("session", "status", "steps", "errors", "reflections", "tokens", "tools", "time", "answer"):
+        table.add_column(col)
+    for r in results:
+        colour = {"succeeded": "green", "failed": "yellow"}.get(r.status.value, "red")
+        answer = (r.final_answer or "")[:60]
+        table.add_row(r.session_id, f"[{colour}]{r.status.value}[/{colour}]", str(r.steps), str(r.errors),
+                      str(r.reflections), str(r.total_tokens), ", ".join(r.tools_used), f"{r.duration_ms / 1000:.1f}s",
+                      escape(answer))
+    return table
+
+
+async def _run(cfg: ArtConfig, mission: Mission, rollouts: int | None, group_id: str | None,
+               patterns: list[ScoredPattern]) -> list[RunResult]:
+    from agents.tracking import Tracker  # the SDK pulls in Kafka; load it only when a run starts
+
+    tools = mission.toolbox()
+    try:
+        tracker = Tracker.from_config(cfg)
+    except Exception as exc:  # no broker configured, no running stack, bad registry URL
+        raise AgentError(f"cannot start tracking: {exc}") from exc
+    async with OpenAIChatClient.from_config(cfg, mission.agent_config.model) as llm, tracker:
+        return await run_rollouts(mission, llm, tracker, tools, patterns, rollouts=rollouts, group_id=group_id)
+
+
+def run_command(
+    mission_path: Annotated[Path, typer.Argument(metavar="MISSION.yaml", help="mission file to run")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="art.toml to read (default ./art.toml)")] = None,
+    rollouts: Annotated[int | None, typer.Option("--rollouts", "-n", min=1,
+                                                 help="sessions to run in one group (default: the mission's)")] = None,
+    group_id: Annotated[str | None, typer.Option("--group-id", help="group the rollouts are scored in")] = None,
+    use_patterns: Annotated[bool, typer.Option("--patterns/--no-patterns",
+                                               help="show success patterns of similar earlier runs")] = True,
+) -> None:
+    """Run an agent on a mission: ReAct steps with tools, every step tracked as events."""
+    try:
+        cfg = load_config(config)
+        mission = load_mission(mission_path)
+    except (ConfigError, MissionError) as exc:
+        raise _fail(str(exc)) from None
+    if not cfg.models.llm_base_url:
+        raise _fail("no LLM endpoint configured: set llm_base_url under [art.models] in art.toml "
+                    "(or ART_MODELS_LLM_BASE_URL), e.g. http://127.0.0.1:8000/v1")
+    if not (mission.agent_config.model or cfg.models.llm_model):
+        raise _fail("no model named: set agent_config.model in the mission or llm_model under [art.models]")
+    patterns = _patterns(cfg, mission) if use_patterns else []
+    if patterns:
+        console.print(f"using {len(patterns)} success patterns from similar earlier runs")
+    try:
+        results = asyncio.run(_run(cfg, mission, rollouts, group_id, patterns))
+    except AgentError as exc:
+        raise _fail(str(exc)) from None
+    console.print(_summary(results))
+    ok = sum(r.status.value == "succeeded" for r in results)
+    group = results[0].group_id if results else None
+    console.print(f"{ok} of {len(results)} runs succeeded" + (f" (group {group})" if group else ""), highlight=False)
+    if any(r.status.value == "error" for r in results):
+        raise typer.Exit(code=2)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `run` to the `art` command."""
+    app.command("run", help="Run an agent on a mission file (ReAct loop, tools, tracked steps).")(run_command)
