@@ -12,6 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from schemas.settings import ArtConfig
+
 
 class StackInfo(BaseModel):
     pid: int
@@ -20,6 +22,7 @@ class StackInfo(BaseModel):
     log_epoch: int
     topic_prefix: str
     started_at: float
+    children: dict[str, int] = {}
 
 
 def stack_file(data_dir: Path) -> Path:
@@ -48,3 +51,14 @@ def read_stack_info(data_dir: Path) -> StackInfo | None:
     except PermissionError:
         pass
     return info
+
+
+def clickhouse_dsn_for(cfg: ArtConfig) -> str:
+    """Where a client process reaches ClickHouse: the running stack's gateway when ``art up``
+    owns the chDB directory (one process per directory), else the configured DSN."""
+    dsn = cfg.clickhouse_dsn()
+    if dsn.startswith("chdb://"):
+        info = read_stack_info(cfg.storage.data_dir)
+        if info is not None:
+            return info.clickhouse_url
+    return dsn

@@ -61,7 +61,7 @@ class StreamConfig(Section):
     session_idle_timeout_s: float = Field(300.0, gt=0, description="close silent sessions after this")
     gap_timeout_s: float = Field(30.0, gt=0, description="give up waiting for a missing seq after this")
     sweep_interval_s: float = Field(1.0, gt=0)
-    web_port: int = Field(6066, ge=0, le=65535)
+    web_port: int = Field(0, ge=0, le=65535, description="first worker web port; 0 = any free port")
 
 
 class JudgeConfig(Section):

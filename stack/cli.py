@@ -10,13 +10,11 @@ app = typer.Typer(name="art", help="ART Stream: agents learn from their own runs
 
 def _register_all() -> None:
     # Each package adds its commands; imports stay light (no torch at import time).
-    from agents import cli as agents_cli
-    from stack import commands
-    from trainer import cli as trainer_cli
+    import importlib.util
 
-    commands.register(app)
-    agents_cli.register(app)
-    trainer_cli.register(app)
+    for module in ("stack.commands", "agents.cli", "trainer.cli"):
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module).register(app)
 
 
 def main() -> None:

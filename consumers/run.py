@@ -1,0 +1,55 @@
+"""Entry point of one sink process: ``python -m consumers.run --help``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+
+from consumers.sink import ClickHouseSink, log_progress
+from schemas.codec import Codec
+from schemas.registry import registry_for
+from schemas.settings import load_config
+from store.clickhouse import connect
+
+
+async def _run(args: argparse.Namespace) -> None:
+    cfg = load_config(args.config)
+    dsn = args.clickhouse or cfg.clickhouse_dsn()
+    codec = Codec(registry_for(cfg.kafka.schema_registry_url, cfg.storage.data_dir))
+    client = connect(dsn, cfg.clickhouse.database)
+    sink = ClickHouseSink(args.bootstrap or cfg.kafka.bootstrap, cfg.kafka.topics(), codec, client,
+                          group_id=f"{cfg.kafka.topic_prefix}sink", log_epoch=args.log_epoch)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, sink.stop)
+    tick = log_progress(sink)
+
+    async def report() -> None:
+        while True:
+            await asyncio.sleep(1)
+            tick()
+
+    reporter = asyncio.create_task(report())
+    try:
+        await sink.run()
+    finally:
+        reporter.cancel()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="consumers.run", description="Run one ClickHouse sink process.")
+    parser.add_argument("--config", type=Path, default=None, help="art.toml (default: ./art.toml or $ART_CONFIG)")
+    parser.add_argument("--bootstrap", default="", help="Kafka bootstrap host:port (default: from config)")
+    parser.add_argument("--clickhouse", default="", help="ClickHouse DSN (default: from config)")
+    parser.add_argument("--log-epoch", type=int, default=int(os.environ.get("ART_LOG_EPOCH", "0")))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_run(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Faust stream processing: per-session state, trajectory assembly, judging and rewards."""

@@ -1,0 +1,48 @@
+"""Entry point of one stream worker process: ``python -m streams.worker --help``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+from schemas.codec import Codec
+from schemas.registry import registry_for
+from schemas.settings import load_config
+from store.clickhouse import connect
+from streams.app import create_app
+from streams.mirror import Mirror
+from streams.sessions import SessionProcessor, attach
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="streams.worker", description="Run one Faust stream worker.")
+    parser.add_argument("--config", type=Path, default=None, help="art.toml (default: ./art.toml or $ART_CONFIG)")
+    parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap host:port")
+    parser.add_argument("--clickhouse", default="", help="ClickHouse DSN for mirror repairs (empty: none)")
+    parser.add_argument("--web-port", type=int, default=0, help="port of the web view (0: any free port)")
+    parser.add_argument("--log-epoch", type=int, default=int(os.environ.get("ART_LOG_EPOCH", "0")))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = load_config(args.config)
+    codec = Codec(registry_for(cfg.kafka.schema_registry_url, cfg.storage.data_dir))
+    mirror = Mirror(connect(args.clickhouse, cfg.clickhouse.database), codec) if args.clickhouse else None
+    app = create_app(cfg, args.bootstrap, args.web_port or _free_port())
+    attach(app, SessionProcessor(app, cfg, codec, mirror, log_epoch=args.log_epoch))
+    from faust.worker import Worker
+
+    sys.argv = [sys.argv[0]]
+    Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()
