@@ -143,7 +143,8 @@ class _Run:
         await self.recorder.record_step(
             observation=turn.observation, thought=turn.thought, action=turn.action, action_input=action_input,
             tool_result=turn.tool_result, error=turn.error, reflection=turn.reflection, step_metadata=meta,
-            execution_time_ms=int((time.monotonic() - started) * 1000), tokens=tokens, cost=0.0)
+            execution_time_ms=int((time.monotonic() - started) * 1000), tokens=tokens,
+            cost=tokens * self.cfg.cost_per_1k_tokens / 1000)
 
 
 async def run_mission(mission: Mission, llm: ChatClient, opener: SessionOpener, tools: Toolbox,

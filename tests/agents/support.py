@@ -84,6 +84,7 @@ class ChatServer:
         self.requests: list[dict[str, Any]] = []
         self.usage = usage if usage is not None else {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
         self.status = 200
+        self.fail_next = 0  # answer this many requests with 503 first (retry tests)
         self._lock = threading.Lock()
         server = self
 
@@ -118,6 +119,9 @@ class ChatServer:
             self.requests.append(body)
             if path != "/v1/chat/completions":
                 return 404, {"error": f"no route {path}"}
+            if self.fail_next:
+                self.fail_next -= 1
+                return 503, {"error": {"message": "overloaded"}}
             if self.status != 200:
                 return self.status, {"error": {"message": "scripted failure"}}
             phase = phase_of(body)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from agents.llm import OpenAIChatClient
+from agents.llm import ChatMessage, LLMError, OpenAIChatClient
 from agents.missions import Mission, parse_mission
 from agents.patterns import ScoredPattern, SuccessPattern
 from agents.recording import SessionOpener, StepRecorder
@@ -62,14 +64,15 @@ async def test_tool_call_then_answer(chat_server: ChatServer, tmp_path: Path) ->
     assert rec.started == {"agent_name": "solver", "objective": "Compute 17 * 23 and report it", "group_id": "g1",
                            "model": "test-model", "success_criteria": ["answer is 391"],
                            "agent_config": {"max_iterations": "6", "model": "test-model", "temperature": "0.1",
-                                            "max_tokens": "", "reflection_interval": "3", "pattern_limit": "3"}}
+                                            "max_tokens": "", "reflection_interval": "3", "pattern_limit": "3",
+                                            "cost_per_1k_tokens": "0.0"}}
     first, second = rec.steps
     assert first.action == UseTool(tool="calculator", input="17*23")
     assert (first.tool_result, first.error, first.action_input) == ("391", None, "17*23")
     assert first.thought == "I need to multiply."
     assert first.step_metadata == {"decision_thought": "because"}
     assert first.tokens == 30 and second.tokens == 30  # think + decide, from the usage field
-    assert first.execution_time_ms >= 0
+    assert first.execution_time_ms >= 0 and first.cost == 0.0
     assert "Result of calculator:\n391" in second.observation
     assert second.action == Answer(text="391")
     assert rec.completed == ("391", SessionStatus.succeeded)
@@ -220,3 +223,39 @@ async def test_recorder_failure_closes_the_session_and_surfaces(chat_server: Cha
         with pytest.raises(RuntimeError, match="broker gone"):
             await run_mission(m, llm, opener, m.toolbox())
     assert opener.sessions[0].completed == (None, SessionStatus.error)
+
+
+async def test_cost_follows_tokens(chat_server: ChatServer, tmp_path: Path) -> None:
+    chat_server.script("decide", decision("answer", "391"))
+    m = mission(tmp_path)
+    m = m.model_copy(update={"agent_config": m.agent_config.model_copy(update={"cost_per_1k_tokens": 2.0})})
+    _, opener = await run(chat_server, m)
+    assert opener.sessions[0].steps[0].cost == 30 * 2.0 / 1000
+
+
+async def test_llm_client_retries_server_errors(chat_server: ChatServer) -> None:
+    chat_server.fail_next = 2
+    chat_server.script("think", "fine")
+    async with OpenAIChatClient(chat_server.base_url, "m", retries=2) as llm:
+        reply = await llm.chat([ChatMessage(role="user", content="PHASE: think\nhi")])
+    assert (reply.text, reply.total_tokens, reply.prompt_tokens) == ("fine", 15, 10)
+    assert len(chat_server.requests) == 3
+    chat_server.fail_next = 5
+    async with OpenAIChatClient(chat_server.base_url, "m", retries=1) as llm:
+        with pytest.raises(LLMError, match="answered HTTP 503"):
+            await llm.chat([ChatMessage(role="user", content="PHASE: think\nhi")])
+    with pytest.raises(LLMError, match="no LLM endpoint configured"):
+        OpenAIChatClient("", "m")
+    async with OpenAIChatClient("http://127.0.0.1:9/v1", "m", retries=0) as llm:
+        with pytest.raises(LLMError, match="unreachable: ConnectError"):
+            await llm.chat([ChatMessage(role="user", content="x")])
+
+
+def test_agents_import_no_pipeline_packages() -> None:
+    """agents/ stays a client: importing it pulls in neither streams/, consumers/ nor trainer/."""
+    code = ("import sys, agents.runner, agents.cli, agents.patterns, agents.tools; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('streams', 'consumers', 'trainer', 'torch')); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stdout + done.stderr
