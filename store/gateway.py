@@ -32,9 +32,18 @@ _CLIENT_ONLY = {"query", "database", "session_id", "query_id", "compress", "deco
                 "date_time_input_format", "output_format_json_quote_64bit_integers"}
 
 
+_LITERALS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`|--[^\n]*|/\*.*?\*/", re.S)
+
+
+def is_multi_statement(sql: str) -> bool:
+    """True when a ';' outside literals and comments is followed by more SQL."""
+    body = _LITERALS.sub(" ", sql)
+    return ";" in body.rstrip().rstrip(";")
+
+
 def is_read_only(sql: str) -> bool:
-    """True for statements that cannot write (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS)."""
-    return bool(_READ_ONLY.match(sql))
+    """True for one statement that cannot write (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS)."""
+    return bool(_READ_ONLY.match(sql)) and not is_multi_statement(sql)
 
 
 class ChdbGateway:
@@ -125,6 +134,8 @@ class ChdbGateway:
             return self._insert(insert.group("target").decode(), insert.group("fmt").decode(),
                                 text[insert.end():], settings, database)
         sql = text.decode()
+        if is_multi_statement(sql):
+            raise ValueError("Code: 62. DB::Exception: Multi-statements are not allowed. (SYNTAX_ERROR)")
         if settings.get("readonly", "0") not in ("0", "") and not is_read_only(sql):
             raise PermissionError("Code: 164. DB::Exception: Cannot execute query in readonly mode. (READONLY)")
         extra = {k: v for k, v in settings.items() if k not in ("readonly", "insert_deduplication_token")}
