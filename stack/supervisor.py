@@ -75,7 +75,8 @@ class Stack:
     def _publish(self) -> StackInfo:
         info = StackInfo(pid=os.getpid(), bootstrap=self.bootstrap, clickhouse_url=self.clickhouse_url,
                          log_epoch=self.log_epoch, topic_prefix=self.cfg.kafka.topic_prefix, started_at=time.time(),
-                         children={c.name: c.proc.pid for c in self.children if c.proc})
+                         children={c.name: c.proc.pid for c in self.children if c.proc}
+                         | ({"broker": self.broker.proc.pid} if self.broker and self.broker.proc else {}))
         write_stack_info(self.data_dir, info)
         return info
 
