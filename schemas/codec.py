@@ -8,9 +8,7 @@ from __future__ import annotations
 import io
 import json
 import struct
-from enum import Enum
 from typing import Any, TypeVar
-from uuid import UUID
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from pydantic import ValidationError
@@ -30,21 +28,22 @@ MODEL_BY_NAME: dict[str, type[models.AvroModel]] = {
 }
 
 
-def to_avro(value: Any) -> Any:
-    """Model -> plain data for fastavro; records carry ``-type`` so unions need no guessing."""
-    if isinstance(value, models.AvroModel):
-        out = {name: to_avro(getattr(value, name)) for name in type(value).model_fields}
-        out["-type"] = value.avro_name
-        return out
-    if isinstance(value, list):
-        return [to_avro(v) for v in value]
-    if isinstance(value, dict):
-        return {k: to_avro(v) for k, v in value.items()}
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, UUID):
-        return str(value)
-    return value
+def _tag(model: models.AvroModel, data: dict[str, Any]) -> dict[str, Any]:
+    """Add ``-type`` to every nested record so fastavro resolves unions without trying branches."""
+    data["-type"] = model.avro_name
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, models.AvroModel):
+            _tag(value, data[name])
+        elif isinstance(value, list) and value and isinstance(value[0], models.AvroModel):
+            for item, item_data in zip(value, data[name], strict=True):
+                _tag(item, item_data)
+    return data
+
+
+def to_avro(model: models.AvroModel) -> dict[str, Any]:
+    """Model -> plain data for fastavro (pydantic's fast dump, then union tags)."""
+    return _tag(model, model.model_dump())
 
 
 class Codec:

@@ -12,7 +12,7 @@ def _register_all() -> None:
     # Each package adds its commands; imports stay light (no torch at import time).
     import importlib.util
 
-    for module in ("stack.commands", "agents.cli", "trainer.cli"):
+    for module in ("stack.commands", "agents.cli", "trainer.cli", "bench.cli"):
         if importlib.util.find_spec(module) is not None:
             importlib.import_module(module).register(app)
 
