@@ -12,7 +12,9 @@ def _register_all() -> None:
     # Each package adds its commands; imports stay light (no torch at import time).
     import importlib.util
 
-    for module in ("stack.commands", "agents.cli", "trainer.cli", "bench.cli"):
+    modules = ("stack.commands", "stack.demo", "agents.cli", "trainer.cli", "bench.cli", "stack.replay_commands",
+               "stack.report")
+    for module in modules:
         if importlib.util.find_spec(module) is not None:
             importlib.import_module(module).register(app)
 

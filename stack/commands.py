@@ -115,8 +115,10 @@ def print_rows(columns: list[str], rows: list[Any], fmt: str) -> None:
 def stats(config: ConfigOpt = None,
           top: Annotated[int, typer.Option(help="how many top performances to list")] = 5) -> None:
     """Totals, recent successes and the top performances (agent, reward, objective)."""
-    cfg = config_or_exit(config)
-    client = store_client(cfg, readonly=True)
+    print_stats(store_client(config_or_exit(config), readonly=True), top)
+
+
+def print_stats(client: Any, top: int = 5) -> None:
     q = lambda s: client.query(s).result_rows  # noqa: E731
     total = q("SELECT count() FROM trajectories")[0][0]
     steps = q("SELECT count() FROM steps")[0][0]

@@ -1,0 +1,114 @@
+"""`art demo`: the whole loop on this machine in a few minutes, no LLM and no GPU.
+
+Starts the embedded stack (or uses the running one), runs a fleet of scripted agents in groups of
+rollouts with policies of different quality, waits until trajectories, judgments and rewards are
+queryable, prints stats and an example query, and — with the `train` extra — trains one small
+LoRA round on the best trajectories and shows its evaluation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import random
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from schemas.runtime import read_stack_info
+from stack.commands import ConfigOpt, config_or_exit, console, print_rows, print_stats
+from store.clickhouse import connect
+
+EXAMPLE_SQL = """SELECT agent_name, count() AS runs, round(avg(total), 3) AS avg_reward,
+       round(avg(advantage), 3) AS avg_advantage
+FROM rewards FINAL GROUP BY agent_name ORDER BY avg_reward DESC"""
+
+
+async def run_fleet(cfg: Any, groups: int, rollouts: int, seed: int, progress: Progress) -> list[str]:
+    from agents.scripted import POLICIES, calculator_toolbox, make_tasks, run_scripted
+    from agents.tracking import Tracker
+
+    tools = calculator_toolbox()
+    rng = random.Random(seed)
+    task_bar = progress.add_task("agents", total=groups * rollouts)
+    ids: list[str] = []
+    async with Tracker.from_config(cfg) as tracker:
+        async def rollout(task: Any, i: int) -> None:
+            sid, _ = await run_scripted(tracker, tools, task, POLICIES[i % len(POLICIES)], task.task_id, rng)
+            ids.append(sid)
+            progress.advance(task_bar)
+
+        for task in make_tasks(groups, seed):
+            await asyncio.gather(*(rollout(task, i) for i in range(rollouts)))
+    return ids
+
+
+def wait_rows(client: Any, ids: list[str], progress: Progress, timeout_s: float) -> dict[str, int]:
+    bars = {t: progress.add_task(t, total=len(ids)) for t in ("trajectories", "judgments", "rewards")}
+    deadline = time.monotonic() + timeout_s
+    got: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        for table, bar in bars.items():
+            got[table] = client.query(f"SELECT count(DISTINCT session_id) FROM {table} "
+                                      "WHERE session_id IN {ids:Array(String)}", parameters={"ids": ids}
+                                      ).result_rows[0][0]
+            progress.update(bar, completed=got[table])
+        if all(v >= len(ids) for v in got.values()):
+            break
+        time.sleep(0.5)
+    return got
+
+
+def demo(config: ConfigOpt = None,
+         groups: Annotated[int, typer.Option(help="tasks, each solved by a group of rollouts")] = 8,
+         rollouts: Annotated[int, typer.Option(help="rollouts per task (policies rotate)")] = 4,
+         train: Annotated[bool, typer.Option(help="train one LoRA round when the train extra is installed")] = True,
+         seed: Annotated[int, typer.Option(help="task and policy seed")] = 0,
+         timeout: Annotated[float, typer.Option(help="seconds to wait for rows")] = 180.0) -> None:
+    """Run the whole loop: stack, scripted agent fleet, judging and rewards, SQL, a training round."""
+    from stack.supervisor import Stack
+
+    cfg = config_or_exit(config)
+    cfg.judge.rollouts_per_group = rollouts
+    stack = None
+    info = read_stack_info(cfg.storage.data_dir)
+    if info is None:
+        console.print(f"starting the embedded stack in {cfg.storage.data_dir} …")
+        stack = Stack(cfg, config_path=config.resolve() if config else None)
+        info = stack.start()
+    try:
+        client = connect(info.clickhouse_url, cfg.clickhouse.database)
+        with Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console) as progress:
+            ids = asyncio.run(run_fleet(cfg, groups, rollouts, seed, progress))
+            got = wait_rows(client, ids, progress, timeout)
+        missing = {t: len(ids) - n for t, n in got.items() if n < len(ids)}
+        if missing:
+            console.print(f"[yellow]still waiting after {timeout:.0f} s:[/yellow] {missing}")
+        print_stats(client)
+        console.print(f"\n[bold]Example query[/bold] (try `art sql`):\n{EXAMPLE_SQL}")
+        result = client.query(EXAMPLE_SQL)
+        print_rows(list(result.column_names), result.result_rows, "table")
+        if train:
+            train_round(cfg, client)
+    finally:
+        if stack is not None:
+            console.print("stopping the stack …")
+            stack.stop()
+
+
+def train_round(cfg: Any, client: Any) -> None:
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("trainer.demo") is None:
+        console.print("[dim]training skipped: install the train extra (pip install -e '.[train]')[/dim]")
+        return
+    from trainer.demo import demo_training_round
+
+    summary = demo_training_round(cfg, client, Path(cfg.storage.data_dir), log=console.print)
+    console.print(summary)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)
