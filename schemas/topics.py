@@ -41,8 +41,17 @@ class Topics:
     def dead_letters(self) -> TopicSpec:
         return TopicSpec(f"{self.prefix}dead-letters", 1, "art.DeadLetter")
 
+    @property
+    def judging_groups(self) -> TopicSpec:
+        """Internal: finished trajectories re-keyed by group_id, so one worker holds a whole group."""
+        return TopicSpec(f"{self.prefix}judging-groups", 3, "art.TrajectoryCompleted")
+
     def all(self) -> list[TopicSpec]:
         return [self.session_events, self.trajectories, self.judgments, self.rewards, self.dead_letters]
+
+    def internal(self) -> list[TopicSpec]:
+        """Topics only the stream reads (not sunk to ClickHouse); created up front like the rest."""
+        return [self.judging_groups]
 
     def by_name(self, name: str) -> TopicSpec:
         for spec in self.all():

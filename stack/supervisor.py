@@ -59,7 +59,7 @@ class Stack:
             self.broker = EmbeddedBroker(log_path=self.data_dir / "logs" / "broker.log").start()
             self.bootstrap = self.broker.bootstrap
         self.log_epoch = int(time.time() * 1000) if self.broker else 0
-        ensure_topics(self.bootstrap, self.cfg.kafka.topics().all())
+        ensure_topics(self.bootstrap, self.cfg.kafka.topics().all() + self.cfg.kafka.topics().internal())
         dsn = self.cfg.clickhouse_dsn()
         if dsn.startswith("chdb://"):
             self.gateway = ChdbGateway(dsn[len("chdb://"):]).start()
@@ -106,7 +106,7 @@ class Stack:
                     processes.stop(child.proc, grace_s=0.0)  # Faust hangs on SIGTERM after a broker restart
             self.broker.start()
             self.log_epoch = int(time.time() * 1000)
-            ensure_topics(self.bootstrap, self.cfg.kafka.topics().all())
+            ensure_topics(self.bootstrap, self.cfg.kafka.topics().all() + self.cfg.kafka.topics().internal())
             for child in self.children:
                 child.restarts += 1
                 self._spawn(child)

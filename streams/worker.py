@@ -14,6 +14,7 @@ from schemas.registry import registry_for
 from schemas.settings import load_config
 from store.clickhouse import connect
 from streams.app import create_app
+from streams.judging import attach_judging
 from streams.mirror import Mirror
 from streams.sessions import SessionProcessor, attach
 
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap host:port")
     parser.add_argument("--clickhouse", default="", help="ClickHouse DSN for mirror repairs (empty: none)")
     parser.add_argument("--web-port", type=int, default=0, help="port of the web view (0: any free port)")
+    parser.add_argument("--no-judging", action="store_true", help="do not judge trajectories or assign rewards")
     parser.add_argument("--log-epoch", type=int, default=int(os.environ.get("ART_LOG_EPOCH", "0")))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -38,6 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     mirror = Mirror(connect(args.clickhouse, cfg.clickhouse.database), codec) if args.clickhouse else None
     app = create_app(cfg, args.bootstrap, args.web_port or _free_port())
     attach(app, SessionProcessor(app, cfg, codec, mirror, log_epoch=args.log_epoch))
+    if not args.no_judging:
+        attach_judging(app, cfg, codec, log_epoch=args.log_epoch)
     from faust.worker import Worker
 
     sys.argv = [sys.argv[0]]
