@@ -1,0 +1,73 @@
+"""`art replay`: re-score history with another judge / reward version (consumers/replay.py does the work)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from consumers.replay import ReplayError, ReplayRequest, parse_since, run_replay
+from schemas.codec import Codec
+from schemas.registry import registry_for
+from schemas.runtime import read_stack_info
+from stack.commands import ConfigOpt, config_or_exit, console, store_client
+
+
+def replay(
+    since: Annotated[str, typer.Option("--from", help="ISO date/time (UTC unless given) or 'beginning'")],
+    judge: Annotated[str, typer.Option(help="judge to run, name@version (e.g. heuristic@2)")],
+    reward_version: Annotated[str | None, typer.Option(
+        help="RULER version to assign too (e.g. ruler-heuristic@2); omitted: judgments only")] = None,
+    source: Annotated[str, typer.Option(help="topic (the log) or clickhouse (the mirror, older history)")] = "topic",
+    idle_s: Annotated[float, typer.Option(help="stop reading the topic after this long without records")] = 3.0,
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as one JSON line")] = False,
+) -> None:
+    """Re-read finished trajectories and write judgments/rewards under new versions, next to the old ones."""
+    cfg = config_or_exit(config)
+    try:
+        request = ReplayRequest(since=parse_since(since), judge=judge, reward_version=reward_version,
+                                source=source, idle_s=idle_s)  # type: ignore[arg-type]
+    except (ReplayError, ValidationError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    info = read_stack_info(cfg.storage.data_dir)
+    bootstrap = cfg.kafka.bootstrap or (info.bootstrap if info else "")
+    if not bootstrap:
+        console.print("[red]error:[/red] no kafka.bootstrap configured and no running stack (`art up`)")
+        raise typer.Exit(1)
+    client = store_client(cfg) if request.since is not None or request.source == "clickhouse" else None
+    codec = Codec(registry_for(cfg.kafka.schema_registry_url, cfg.storage.data_dir))
+    epoch = info.log_epoch if info else None
+    with Progress(TextColumn("[bold]replay[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=as_json) as bar:
+        task = bar.add_task(f"{request.judge} from {request.source}", total=None)
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            result = asyncio.run(run_replay(cfg, request, codec, bootstrap, client=client, log_epoch=epoch,
+                                            progress=progress))
+        except ReplayError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+    summary: dict[str, Any] = result.as_dict()
+    if as_json:
+        print(json.dumps(summary))
+        return
+    console.print(f"[green]replayed[/green] {result.rescored} trajectories in {result.seconds:.1f} s: "
+                  f"{result.judgments} judgments ({request.judge}), {result.rewards} rewards "
+                  f"({request.reward_version or 'none'}) in {result.groups} groups; skipped "
+                  f"{result.skipped_before_since} before --from, {result.duplicates} duplicates, "
+                  f"{result.undecodable} undecodable, {result.judge_failures} judge failures")
+    if result.note:
+        console.print(f"[yellow]note:[/yellow] {result.note}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(replay)
