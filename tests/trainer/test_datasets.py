@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trainer import synthetic
+from trainer.datasets import (
+    Encoded,
+    advantage_weights,
+    awr_examples,
+    check_mask,
+    encode_conversation,
+    preference_pairs,
+    sft_examples,
+)
+from trainer.errors import TrainerError
+from trainer.windows import window_from_runs
+
+pytestmark = pytest.mark.train
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model)
+
+
+def test_sft_loss_only_on_assistant_turns(tokenizer: Any) -> None:
+    window = window_from_runs(synthetic.runs(3, 4, seed=1))
+    examples = sft_examples(window.successful(0.7), tokenizer, 512)
+    assert examples and all(sum(e.mask) > 0 for e in examples)
+    trained = tokenizer.decode([i for i, m in zip(examples[0].ids, examples[0].mask, strict=True) if m])
+    assert "Thought:" in trained and "Final Answer:" in trained
+    assert "Objective:" not in trained and "Observation:" not in trained
+
+
+def test_long_conversations_split_at_turns(tokenizer: Any) -> None:
+    window = window_from_runs(synthetic.runs(2, 2, seed=1))
+    chunks = sft_examples(window.trajectories, tokenizer, 96)
+    assert len(chunks) > len(window.trajectories)
+    assert all(len(c) <= 96 and any(c.mask) for c in chunks)
+
+
+def test_template_without_generation_markers_falls_back(tokenizer: Any) -> None:
+    plain = tokenizer.chat_template.replace("{% generation %}", "").replace("{% endgeneration %}", "")
+    tokenizer_plain = type(tokenizer).from_pretrained(tokenizer.name_or_path)
+    tokenizer_plain.chat_template = plain
+    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
+                {"role": "assistant", "content": "Thought: a"}]
+    (marked,) = encode_conversation(tokenizer, messages, 512)
+    (fallback,) = encode_conversation(tokenizer_plain, messages, 512)
+    assert marked.ids == fallback.ids
+    assert all(f for m, f in zip(marked.mask, fallback.mask, strict=True) if m)
+    extra = [i for i, m, f in zip(marked.ids, marked.mask, fallback.mask, strict=True) if f and not m]
+    assert tokenizer.decode(extra).strip() == ""  # only the template's newline after the turn
+
+
+def test_all_zero_mask_fails_loudly() -> None:
+    with pytest.raises(TrainerError, match="all zero"):
+        check_mask([Encoded([1, 2, 3], [0, 0, 0])], "sft")
+
+
+def test_pairs_are_best_vs_worst_of_each_group(tokenizer: Any) -> None:
+    window = window_from_runs(synthetic.runs(5, 4, seed=2))
+    assert len(preference_pairs(window, tokenizer, 512)) == 5
+
+
+def test_awr_weights_follow_advantage(tokenizer: Any) -> None:
+    assert advantage_weights([1.0, -1.0], 1.0, 20.0)[0] > 1 > advantage_weights([1.0, -1.0], 1.0, 20.0)[1]
+    assert max(advantage_weights([100.0, 0.0], 1.0, 5.0)) == pytest.approx(2 * 5 / 6)
+    window = window_from_runs(synthetic.runs(3, 4, seed=2))
+    examples = awr_examples(window, tokenizer, 512, 1.0, 20.0)
+    assert sum(e.weight for e in examples) / len(examples) == pytest.approx(1.0)
