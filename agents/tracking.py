@@ -162,11 +162,8 @@ class Tracker:
             orphan.clear()
             orphan.close()
         self._epoch_mtime = self._read_epoch_mtime()
-        self._producer = AIOKafkaProducer(**self._producer_args)
-        try:
-            await self._producer.start()
-        except KafkaError as exc:
-            log.warning("broker %s unreachable at start (%s): spooling", self.bootstrap, exc)
+        if not await self._ensure_producer():
+            log.warning("broker %s unreachable at start: spooling to %s", self.bootstrap, self._spool.path)
         self._sender = asyncio.create_task(self._run_sender(), name="tracker-sender")
 
     async def start_session(self, *, agent_name: str, objective: str, group_id: str | None = None, model: str = "",
@@ -252,7 +249,12 @@ class Tracker:
             self._queue.task_done()
 
     async def _send(self, batch: list[tuple[bytes, bytes]]) -> None:
-        assert self._producer is not None and self._spool is not None
+        assert self._spool is not None
+        if self._producer is None:
+            for key, value in batch:
+                self._spool.append(key, value)
+            self.spooled += len(batch)
+            return
         futures: list[asyncio.Future[Any] | None] = []
         for key, value in batch:
             try:
@@ -280,10 +282,11 @@ class Tracker:
 
     async def _drain_spool(self) -> bool:
         """Re-send the spool in order; True when it is empty afterwards."""
-        assert self._spool is not None and self._producer is not None
+        assert self._spool is not None
         frames = list(self._spool.frames())
         if not await self._ensure_producer():
             return False
+        assert self._producer is not None
         try:
             futures = [await self._producer.send(self.topic, v, key=k) for k, v in frames]
             await asyncio.gather(*futures)
@@ -299,16 +302,18 @@ class Tracker:
         return True
 
     async def _ensure_producer(self) -> bool:
-        assert self._producer is not None
-        if self._producer._sender.sender_task is not None:  # started
+        """A started producer, or None while the broker cannot be reached."""
+        if self._producer is not None:
             return True
+        producer = AIOKafkaProducer(**self._producer_args)
         try:
-            await self._producer.stop()
-            self._producer = AIOKafkaProducer(**self._producer_args)
-            await self._producer.start()
-            return True
+            await producer.start()
         except KafkaError:
+            with contextlib.suppress(Exception):
+                await producer.stop()
             return False
+        self._producer = producer
+        return True
 
     def _check_epoch(self) -> None:
         mtime = self._read_epoch_mtime()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import threading
+from functools import cache
 from pathlib import Path
 from typing import Protocol
 
@@ -31,6 +32,14 @@ def schema_id_for(schema: str) -> int:
     """Deterministic 31-bit id from the schema's canonical-form fingerprint."""
     canonical = to_parsing_canonical_form(parse_schema(json.loads(schema), _write_hint=False))
     return int(fingerprint(canonical, "CRC-64-AVRO")[:8], 16) & 0x7FFFFFFF
+
+
+@cache
+def current_schemas() -> dict[int, str]:
+    """Today's schemas by id: any process can read current records without a registry file."""
+    from schemas.catalog import SCHEMA_FILES, schema_text
+
+    return {schema_id_for(schema_text(name)): schema_text(name) for name in SCHEMA_FILES}
 
 
 class LocalRegistry:
@@ -80,10 +89,10 @@ class LocalRegistry:
         with self._lock:
             if schema_id not in self._schemas:
                 self._load()
-            try:
-                return self._schemas[schema_id]
-            except KeyError:
-                raise UnknownSchemaId(schema_id) from None
+            found = self._schemas.get(schema_id) or current_schemas().get(schema_id)
+            if found is None:
+                raise UnknownSchemaId(schema_id)
+            return found
 
     def subjects(self) -> dict[str, list[int]]:
         with self._lock:

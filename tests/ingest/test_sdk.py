@@ -1,0 +1,101 @@
+"""The tracking SDK on the real broker: sync wrapper, spool framing, outage spooling, backpressure."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+from agents.spool import Spool, orphaned_spools
+from agents.sync_tracking import SyncTracker
+from schemas.codec import Codec
+from schemas.models import SessionEvent, SessionStatus, StepRecorded, Think, UseTool
+from schemas.registry import LocalRegistry
+from schemas.topics import Topics
+from stack.broker import free_port
+from tests.ingest.helpers import make_tracker
+
+
+async def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 30) -> list[SessionEvent]:
+    codec = Codec(LocalRegistry())
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=f"check-{topic}")
+    await consumer.start()
+    out: list[SessionEvent] = []
+    try:
+        async with asyncio.timeout(timeout_s):
+            while len(out) < expected:
+                for msgs in (await consumer.getmany(timeout_ms=200)).values():
+                    out.extend(codec.decode(m.value, expect=SessionEvent) for m in msgs)
+    finally:
+        await consumer.stop()
+    return out
+
+
+def test_sync_tracker_records_in_order(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> None:
+    tracker = make_tracker(kafka_bootstrap, topics, tmp_path / "spool", tmp_path / "reg.json")
+    with SyncTracker(tracker) as sync:
+        session = sync.start_session(agent_name="sync", objective="o", model="m", group_id="g")
+        seqs = [session.record_step(observation="o", thought="t", action=UseTool(tool="calc", input=str(i)),
+                                    tokens=i, error="bad" if i == 1 else None) for i in range(3)]
+        session.complete("x", SessionStatus.succeeded)
+        assert seqs == [1, 2, 3]
+        assert (session.metadata.total_tokens, session.metadata.error_count, session.metadata.tools_used) == (
+            3, 1, ["calc"])
+    events = asyncio.run(consume_all(kafka_bootstrap, topics.session_events.name, 5))
+    assert [e.seq for e in events] == [0, 1, 2, 3, 4]
+    assert [e.payload.kind for e in events] == ["session_started"] + ["step_recorded"] * 3 + ["session_completed"]
+    assert len({e.event_id for e in events}) == 5 and {e.session_id for e in events} == {session.session_id}
+
+
+def test_spool_frames_survive_a_torn_tail(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, "a.spool")
+    spool.append(b"k1", b"v1")
+    spool.append(b"k2", b"v2" * 100)
+    spool.close(remove_if_empty=False)
+    with open(tmp_path / "a.spool", "ab") as f:
+        f.write(b"\x00\x00\x00\x01\x00\x00")  # a write cut short by a kill
+    (adopted,) = orphaned_spools(tmp_path)
+    assert list(adopted.frames()) == [(b"k1", b"v1"), (b"k2", b"v2" * 100)]
+    assert orphaned_spools(tmp_path) == []  # the lock is held by `adopted` now
+    adopted.clear()
+    adopted.close()
+    assert not (tmp_path / "a.spool").exists()
+
+
+async def test_unreachable_broker_spools_then_a_new_tracker_resends(
+        kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    spool_dir = tmp_path / "spool"
+    offline = make_tracker(dead, topics, spool_dir, tmp_path / "reg.json", request_timeout_ms=500,
+                           retry_interval_s=0.2)
+    await offline.start()
+    session = await offline.start_session(agent_name="offline", objective="o")
+    for i in range(4):
+        await session.record_step(observation="", thought="", action=Think(note=str(i)))
+    await session.complete(None, SessionStatus.failed)
+    await offline.flush(10)
+    assert offline.spooled_pending == 6 and offline.sent == 0
+    await offline.close(timeout_s=1)
+    assert len(list(spool_dir.glob("*.spool"))) == 1  # kept on disk: nothing lost
+    online = make_tracker(kafka_bootstrap, topics, spool_dir, tmp_path / "reg.json")
+    async with online:
+        await asyncio.sleep(0.5)
+        await online.flush(10)
+    events = await consume_all(kafka_bootstrap, topics.session_events.name, 6)
+    assert [e.seq for e in events] == list(range(6))
+    assert isinstance(events[2].payload, StepRecorded) and events[2].payload.action == Think(note="1")
+    assert not list(spool_dir.glob("*.spool"))
+
+
+async def test_backpressure_bounds_the_queue(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> None:
+    tracker = make_tracker(kafka_bootstrap, topics, tmp_path / "spool", max_pending=10)
+    async with tracker:
+        session = await tracker.start_session(agent_name="bp", objective="o")
+        peak = 0
+        for i in range(300):
+            await session.record_step(observation="x" * 100, thought="", action=Think(note=str(i)))
+            peak = max(peak, tracker._queue.qsize())
+        await tracker.flush(30)
+        assert peak <= 10 and tracker.sent == 301
