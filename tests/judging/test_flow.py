@@ -145,6 +145,8 @@ def test_replay_from_a_time_reads_only_later_trajectories(stack: RunningStack) -
     client = stack.client()
     recent = replay(stack, "--from", State.cut.isoformat(), "--judge", "heuristic@recent")
     assert (recent["rescored"], recent["judgments"], recent["rewards"]) == (4, 4, 0)
+    # start offsets came from the mirror: only the later records were read, none filtered out
+    assert (recent["read"], recent["skipped_before_since"]) == (4, 0)
     mirror = replay(stack, "--from", State.cut.isoformat(), "--judge", "heuristic@mirror",
                     "--reward-version", "ruler-heuristic@mirror", "--source", "clickhouse")
     assert (mirror["rescored"], mirror["judgments"], mirror["rewards"], mirror["groups"]) == (4, 4, 4, 1)
@@ -199,3 +201,16 @@ def test_report_writes_a_self_contained_html_page(stack: RunningStack) -> None:
     default = art(stack, "report", "--out", str(out_file.with_name("default.html")))
     assert default.returncode == 0, default.stdout + default.stderr
     assert '<img src="data:image/png;base64,' in out_file.with_name("default.html").read_text()
+
+
+def test_member_arriving_after_its_group_was_scored_is_scored_alone(stack: RunningStack) -> None:
+    late = asyncio.run(produce(stack, {"g-a": [4]}, [], offset=200))
+    client = stack.client()
+    wait_for(lambda: count(client, "rewards", late) >= 1, timeout_s=60)
+    reward = rows(client, "SELECT group_id, group_size, advantage, reasoning FROM rewards "
+                          "WHERE session_id = {s:String}", s=late[0])
+    assert len(reward) == 1 and reward[0][:3] == ("g-a", 1, 0.0)
+    assert reward[0][3].startswith("late member of group g-a")
+    first_members = rows(client, "SELECT count(), any(group_size) FROM rewards WHERE group_id = 'g-a' AND "
+                                 "reward_version = 'ruler-heuristic@1' AND session_id != {s:String}", s=late[0])
+    assert first_members == [(4, 4)]  # the scored group was not scored again
