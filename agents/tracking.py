@@ -223,10 +223,9 @@ class Tracker:
     async def _run_sender(self) -> None:
         assert self._spool is not None
         while True:
-            if self._spool.count:
-                if not await self._drain_spool():
-                    await self._spool_queued(wait_s=self.retry_interval_s)
-                    continue
+            if self._spool.count and not await self._drain_spool():
+                await self._spool_queued(wait_s=self.retry_interval_s)
+                continue
             batch = [await self._queue.get()]
             while not self._queue.empty() and len(batch) < 2000:
                 batch.append(self._queue.get_nowait())
