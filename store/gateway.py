@@ -9,10 +9,12 @@ the URL or body, ``param_*`` bind values, ``database``, ``readonly`` and insert 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
+import socket
 import tempfile
 import threading
 import uuid
@@ -55,10 +57,19 @@ class ChdbGateway:
         os.makedirs(path, exist_ok=True)
         self._conn = chdb.connect(path)
         self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                gateway._connections.add(self.connection)
+
+            def finish(self) -> None:
+                gateway._connections.discard(self.connection)
+                super().finish()
 
             def log_message(self, fmt: str, *args: Any) -> None:  # quiet: the stack logs what matters
                 log.debug(fmt, *args)
@@ -82,11 +93,15 @@ class ChdbGateway:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, close_engine: bool = True) -> None:
         self._server.shutdown()
         self._server.server_close()
-        with self._lock:
-            self._conn.close()
+        for conn in list(self._connections):  # keep-alive clients must see the store go away too
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if close_engine:
+            with self._lock:
+                self._conn.close()
 
     def query(self, sql: str, fmt: str = "TabSeparated", params: dict[str, str] | None = None,
               database: str | None = None) -> bytes:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from consumers.sink import ClickHouseSink
 from schemas.codec import Codec
 from schemas.registry import LocalRegistry
@@ -55,3 +57,51 @@ async def test_sink_writes_exact_rows_and_drops_redelivered_duplicates(
     assert scalar(store, "SELECT count() FROM steps") == 50
     assert sink.stats.duplicates == 110  # the resent copy: 60 session events + 50 steps
     assert sink3.stats.duplicates == 2 * 110  # originals and the resent copy
+
+
+async def test_clickhouse_outage_backs_off_commits_nothing_and_resumes(
+        kafka_bootstrap: str, topics: Topics, clickhouse_dsn: str, database: str, tmp_path: Path) -> None:
+    from store.clickhouse import connect
+    from store.gateway import ChdbGateway
+
+    if not clickhouse_dsn.startswith("chdb://"):
+        pytest.skip("the outage is staged with the chDB gateway")
+    path = clickhouse_dsn[len("chdb://"):]
+    gateway = ChdbGateway(path).start()
+    port = int(gateway.url.rsplit(":", 1)[1])
+    registry = tmp_path / "registry.json"
+    client = connect(gateway.url, database)
+    sink = ClickHouseSink(kafka_bootstrap, topics, Codec(LocalRegistry(registry)), client,
+                          group_id=f"{topics.prefix}sink", max_backoff_s=0.5)
+    task = asyncio.create_task(sink.run())
+    try:
+        async with make_tracker(kafka_bootstrap, topics, tmp_path / "spool", registry) as tracker:
+            await asyncio.gather(*(run_agent(tracker, a, 10) for a in range(3)))
+        await wait_rows(client, "steps", 30)
+        gateway.stop(close_engine=False)  # ClickHouse goes away
+        async with make_tracker(kafka_bootstrap, topics, tmp_path / "spool", registry) as tracker:
+            await asyncio.gather(*(run_agent(tracker, a, 10) for a in range(3, 6)))
+        await asyncio.sleep(3)
+        assert sink.stats.retries >= 2 and sink.stats.batches >= 1
+        gateway = ChdbGateway(path, port=port).start()  # back on the same address
+        await wait_rows(client, "steps", 60)
+        await asyncio.sleep(1)
+    finally:
+        sink.stop()
+        await task
+        gateway.stop(close_engine=False)
+    store = connect(clickhouse_dsn, database)
+    assert scalar(store, "SELECT count() FROM steps") == 60
+    assert scalar(store, "SELECT count(DISTINCT (session_id, seq)) FROM session_events") == 72
+    assert scalar(store, "SELECT count() FROM session_events") == 72
+
+
+async def wait_rows(client, table: str, expected: int, timeout_s: float = 60) -> None:
+    for _ in range(int(timeout_s * 4)):
+        try:
+            if await asyncio.to_thread(scalar, client, f"SELECT count() FROM {table}") >= expected:
+                return
+        except Exception:  # the store is down in the middle of this test
+            pass
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"{table} did not reach {expected} rows")
