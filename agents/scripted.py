@@ -9,9 +9,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.recording import SessionOpener, StepRecorder
-from agents.tools import ToolError, Toolbox, build_toolbox
 from agents.missions import ToolSpec
+from agents.recording import SessionOpener, StepRecorder
+from agents.tools import Toolbox, ToolError, build_toolbox
 from schemas.models import Answer, SessionStatus, Think, UseTool
 
 POLICIES = ("expert", "careful", "wanderer", "sloppy")
