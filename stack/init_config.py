@@ -1,0 +1,70 @@
+"""`art init`: a commented art.toml with every section, and the data folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stack.commands import console
+
+TEMPLATE = """# ART Stream configuration. Environment variables override any key:
+# ART_<SECTION>_<KEY> for a section (ART_KAFKA_BOOTSTRAP), ART_<KEY> for [art] (ART_REWARD_THRESHOLD).
+[art]
+tracking_enabled = true
+training_interval_s = 3600.0          # start a training run at least this often (trainer consumer)
+min_trajectories_for_training = 100   # ... or as soon as this many new qualifying trajectories exist
+reward_threshold = 0.7                # a trajectory qualifies for training at this reward
+success_threshold = 0.8
+
+[art.models]
+base_model = ""                       # local HF model directory adapters are trained on
+llm_base_url = ""                     # OpenAI-compatible endpoint for agents and LLM judges
+llm_model = ""
+llm_api_key = ""                      # prefer ART_MODELS_LLM_API_KEY
+
+[art.storage]
+data_dir = "{data_dir}"
+
+[art.kafka]
+bootstrap = ""                        # empty: the embedded broker of `art up`
+topic_prefix = "art."
+session_partitions = 6
+schema_registry_url = ""              # empty: the local registry
+
+[art.clickhouse]
+dsn = ""                              # empty: chDB in <data_dir>/clickhouse; or http://host:8123
+database = "art"
+
+[art.stream]
+session_idle_timeout_s = 300.0
+gap_timeout_s = 30.0
+
+[art.judge]
+name = "heuristic"                    # or "llm"
+version = "1"
+weights = [0.4, 0.2, 0.2, 0.1, 0.1]
+rollouts_per_group = 4
+group_window_s = 60.0
+reward_version = "ruler-heuristic@1"
+"""
+
+
+def init(path: Annotated[Path, typer.Argument(help="where to write the config")] = Path("art.toml"),
+         data_dir: Annotated[Path, typer.Option(help="data folder for the store, spools and models")] = Path(
+             "art-data"),
+         force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False) -> None:
+    """Write art.toml with every section and create the data folders."""
+    if path.exists() and not force:
+        console.print(f"[red]error:[/red] {path} exists; use --force to overwrite it")
+        raise typer.Exit(1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(TEMPLATE.format(data_dir=data_dir.as_posix()))
+    for sub in ("", "clickhouse", "models", "checkpoints", "spool", "logs"):
+        (data_dir / sub).mkdir(parents=True, exist_ok=True)
+    console.print(f"wrote {path}; data in {data_dir}/")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
