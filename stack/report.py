@@ -64,6 +64,11 @@ def reward_over_time(client: Any, reward_version: str | None) -> str:
         by_agent.setdefault(agent, []).append((day, avg))
     for agent, points in sorted(by_agent.items()):
         ax.plot([d for d, _ in points], [a for _, a in points], marker="o", label=agent)
+    import matplotlib.dates as mdates
+
+    days = {d for points in by_agent.values() for d, _ in points}
+    ax.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, len(days) // 10)))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
     ax.set_ylabel(f"mean reward ({version})")
     ax.set_ylim(0, 1)
     ax.legend(fontsize="small", ncol=2)
