@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from schemas.models import Timestamp
 from trainer.config import TrainingConfig
 from trainer.errors import TrainerError
 from trainer.plots import save_curves
@@ -37,8 +38,8 @@ class ModelRecord(BaseModel):
     path: str
     metrics: dict[str, float] = Field(default_factory=dict)
     is_champion: bool = False
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 def _now() -> datetime:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from schemas.models import RewardAssigned, TrajectoryCompleted
+from schemas.models import RewardAssigned, Timestamp, TrajectoryCompleted
 from trainer.errors import TrainerError
 from trainer.specializations import keywords_for
 
@@ -74,7 +74,7 @@ class Window(BaseModel):
     query: str
     params: dict[str, Any]
     trajectories: list[WindowTrajectory]
-    created_at: datetime
+    created_at: Timestamp
 
     @property
     def step_count(self) -> int:

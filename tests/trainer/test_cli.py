@@ -1,0 +1,59 @@
+"""The `art` commands of the trainer, on the session's chDB store (same engine path, own database)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from trainer.cli import register
+
+pytestmark = pytest.mark.train
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+def test_import_stays_light() -> None:
+    code = "import sys, trainer.cli, trainer.consumer; assert 'torch' not in sys.modules and 'peft' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_flags_come_from_config_metadata(app: typer.Typer) -> None:
+    wide = CliRunner(env={"COLUMNS": "220", "TERMINAL_WIDTH": "220"})
+    out = wide.invoke(app, ["train", "--help"]).output
+    for flag in ("--learning-rate", "--groups-per-step", "--rollouts-per-group", "--early-stopping-patience",
+                 "--lora-r", "--objective", "--dpo-beta", "--min-reward", "--since", "--resume"):
+        assert flag in out
+    assert "AdamW learning rate" in out
+    assert "investigate" in wide.invoke(app, ["specialize", "--help"]).output
+
+
+def test_train_then_models_list_show_promote(app: typer.Typer, filled_store: Any, clickhouse_dsn: str, database: str,
+                                             tiny_model: Path, tmp_path: Path) -> None:
+    env = {"ART_CLICKHOUSE_DSN": clickhouse_dsn, "ART_CLICKHOUSE_DATABASE": database,
+           "ART_STORAGE_DATA_DIR": str(tmp_path / "data"), "ART_CONFIG": str(tmp_path / "none.toml")}
+    (tmp_path / "none.toml").write_text("[art]\n")
+    runner = CliRunner(env=env)
+    result = runner.invoke(app, ["specialize", "research", "--model-path", str(tiny_model), "--max-steps", "3",
+                                 "--evaluation-interval", "0", "--learning-rate", "0.005", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "-> champion" in result.output
+    listed = runner.invoke(app, ["models", "list"]).output
+    assert listed.startswith("* m-") and "research" in listed
+    model_id = listed.split()[1]
+    assert '"objective": "sft"' in runner.invoke(app, ["models", "show", model_id]).output
+    assert runner.invoke(app, ["models", "promote", model_id]).exit_code == 0
+    assert runner.invoke(app, ["models", "show", "nope"]).exit_code == 1
+    bad = runner.invoke(app, ["specialize", "cooking", "--model-path", str(tiny_model)])
+    assert bad.exit_code == 1 and "unknown specialization" in bad.output
