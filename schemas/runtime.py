@@ -23,6 +23,7 @@ class StackInfo(BaseModel):
     topic_prefix: str
     started_at: float
     children: dict[str, int] = {}
+    schema_registry_url: str = ""  # Confluent-compatible REST endpoint (the embedded one, or the configured one)
 
 
 def stack_file(data_dir: Path) -> Path:

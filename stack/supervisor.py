@@ -19,6 +19,7 @@ from schemas.runtime import StackInfo, stack_file, write_stack_info
 from schemas.settings import ArtConfig
 from stack import processes
 from stack.broker import EmbeddedBroker, ensure_topics
+from stack.registry_server import RegistryServer
 from store.clickhouse import connect, ensure_schema
 from store.gateway import ChdbGateway
 
@@ -46,6 +47,7 @@ class Stack:
     log_epoch: int = 0
     bootstrap: str = ""
     clickhouse_url: str = ""
+    registry: RegistryServer | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -67,6 +69,8 @@ class Stack:
         else:
             self.clickhouse_url = dsn
         ensure_schema(connect(self.clickhouse_url, self.cfg.clickhouse.database))
+        if not self.cfg.kafka.schema_registry_url:  # serve the local registry so kcat & co can decode
+            self.registry = RegistryServer(self.data_dir / "registry.json").start()
         self._build_children()
         for child in self.children:
             self._spawn(child)
@@ -75,6 +79,7 @@ class Stack:
     def _publish(self) -> StackInfo:
         info = StackInfo(pid=os.getpid(), bootstrap=self.bootstrap, clickhouse_url=self.clickhouse_url,
                          log_epoch=self.log_epoch, topic_prefix=self.cfg.kafka.topic_prefix, started_at=time.time(),
+                         schema_registry_url=self.registry.url if self.registry else self.cfg.kafka.schema_registry_url,
                          children={c.name: c.proc.pid for c in self.children if c.proc}
                          | ({"broker": self.broker.proc.pid} if self.broker and self.broker.proc else {}))
         write_stack_info(self.data_dir, info)
@@ -138,4 +143,6 @@ class Stack:
             self.broker.stop()
         if self.gateway is not None:
             self.gateway.stop()
+        if self.registry is not None:
+            self.registry.stop()
         stack_file(self.data_dir).unlink(missing_ok=True)
