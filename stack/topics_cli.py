@@ -1,0 +1,80 @@
+"""Prepare an external cluster: ``python -m stack.topics_cli [--schema]``.
+
+Creates every topic with its partition count and, with ``--schema``, the ClickHouse tables (what
+``art up`` does for the embedded stack). Production runs it once before the workers start (the
+compose file's one-shot ``init`` service):
+auto-created topics get the broker's default partition count, and the session partition count
+bounds worker parallelism, so topics are created explicitly, never by the first producer.
+Idempotent: existing topics are left as they are (partitions are never changed here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from schemas.settings import load_config
+from schemas.topics import TopicSpec
+
+log = logging.getLogger("stack.topics")
+
+
+async def create(bootstrap: str, specs: list[TopicSpec], replication: int) -> list[str]:
+    """Create the missing topics; returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        for spec in missing:  # one by one: a topic created meanwhile must not fail the others
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(spec.name, spec.partitions, replication)])
+        return [s.name for s in missing]
+    finally:
+        await admin.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="stack.topics_cli", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=None, help="art.toml (default: ./art.toml or $ART_CONFIG)")
+    parser.add_argument("--bootstrap", default="", help="host:port list (default: art.kafka.bootstrap)")
+    parser.add_argument("--replication", type=int, default=1, help="replication factor of new topics")
+    parser.add_argument("--schema", action="store_true", help="also create the ClickHouse database and tables")
+    parser.add_argument("--wait-s", type=float, default=120.0, help="how long to wait for the cluster")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = load_config(args.config)
+    bootstrap = args.bootstrap or cfg.kafka.bootstrap
+    if not bootstrap:
+        parser.error("no bootstrap: pass --bootstrap or set ART_KAFKA_BOOTSTRAP (the embedded stack makes its own)")
+    topics = cfg.kafka.topics()
+    specs = topics.all() + topics.internal()
+    deadline = time.monotonic() + args.wait_s
+    while True:
+        try:
+            created = asyncio.run(create(bootstrap, specs, args.replication))
+            break
+        except KafkaError as exc:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"cluster {bootstrap} not reachable within {args.wait_s:.0f} s: {exc}") from None
+            log.info("waiting for %s (%s)", bootstrap, exc.__class__.__name__)
+            time.sleep(2.0)
+    for spec in specs:
+        log.info("%s %s (%d partitions)", "created" if spec.name in created else "exists ", spec.name,
+                 spec.partitions)
+    if args.schema:
+        from store.clickhouse import connect, ensure_schema
+
+        ensure_schema(connect(cfg.clickhouse_dsn(), cfg.clickhouse.database))
+        log.info("ClickHouse tables ready in %s", cfg.clickhouse.database)
+
+
+if __name__ == "__main__":
+    main()
