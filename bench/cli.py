@@ -25,5 +25,22 @@ def ingest(agents: Annotated[int, typer.Option(help="number of agents")] = 200,
     print(json.dumps(result))
 
 
+@bench_app.command("replay")
+def replay(trajectories: Annotated[int, typer.Option(help="trajectories to produce, then re-score")] = 20_000) -> None:
+    """Replay re-score rate with the heuristic judge, against the raw consume rate of the same topic."""
+    from consumers.replay_bench import bench_replay
+
+    print(json.dumps(bench_replay(trajectories)))
+
+
+@bench_app.command("train")
+def train(steps: Annotated[int, typer.Option(help="optimizer steps per measurement")] = 12,
+          repeats: Annotated[int, typer.Option(help="alternating fresh processes per side (medians)")] = 3) -> None:
+    """Training tokens/s of `art train` against the HF Trainer on the same tiny model and data."""
+    from trainer.bench import bench_train
+
+    bench_train(steps=steps, repeats=repeats)  # prints per-run lines, then the JSON summary last
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")

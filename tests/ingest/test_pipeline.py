@@ -132,6 +132,8 @@ def test_bad_input_is_dead_lettered_and_pipeline_keeps_going(stack: RunningStack
     asyncio.run(_produce(stack, good))
     client = stack.client()
     wait_for(lambda: counts(client, ["after-bad"])[0] == 1, timeout_s=60)
+    wait_for(lambda: rows(client, "SELECT count() FROM dead_letters WHERE source_topic = {t:String}", t=topic)[0][0]
+             >= 4, timeout_s=60)
     reasons = sorted(r[0] for r in rows(client, "SELECT reason FROM dead_letters WHERE source_topic = {t:String}",
                                         t=topic))
     assert len(reasons) == 4
