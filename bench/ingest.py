@@ -18,10 +18,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas.settings import load_config
+from schemas.topics import TopicSpec
 from stack.broker import ensure_topics
 from stack.supervisor import Stack
 from store.clickhouse import connect
-from schemas.topics import TopicSpec
 
 
 def _agent_process(data_dir: str, first: int, count: int, steps: int, start_at: float) -> None:

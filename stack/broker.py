@@ -7,6 +7,7 @@ recreates topics and restarts the stream and sink after one, and bumps the log e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import time
@@ -102,10 +103,8 @@ async def create_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float
         existing = set(await admin.list_topics())
         missing = [NewTopic(s.name, s.partitions, 1) for s in specs if s.name not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent creator won the race
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         await admin.close()
 

@@ -18,7 +18,8 @@ def _die_with_parent() -> None:
     os.setpgrp()  # own process group: Ctrl-C reaches the supervisor only, which stops children in order
 
 
-def spawn(argv: Sequence[str], log_path: Path | None = None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def spawn(argv: Sequence[str], log_path: Path | None = None,
+          env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start ``argv`` as a child that the kernel kills if this process dies."""
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
     return subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

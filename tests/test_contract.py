@@ -109,7 +109,7 @@ def test_round_trip_is_byte_exact(codec: Codec, record: m.AvroModel) -> None:
 
 def test_decode_expect_rejects_other_record(codec: Codec) -> None:
     raw = codec.encode("t", samples()[-1])
-    with pytest.raises(InvalidRecord, match="record art.DeadLetter where art.SessionEvent was expected"):
+    with pytest.raises(InvalidRecord, match=r"record art\.DeadLetter where art\.SessionEvent was expected"):
         codec.decode(raw, expect=m.SessionEvent)
 
 
