@@ -119,7 +119,7 @@ def _hf_train(model: Any, tokenizer: Any, ordered: list[Any], cfg: TrainingConfi
     return Clock.end - Clock.start, losses
 
 
-def bench_train(*, steps: int = 12, repeats: int = 3, batch_size: int = 8, max_length: int = 256,
+def bench_train(*, steps: int = 8, repeats: int = 3, batch_size: int = 8, max_length: int = 256,
                 bf16: bool = False, workdir: Path | None = None, echo: bool = True) -> dict[str, Any]:
     """Alternate fresh worker processes (ours, HF) ``repeats`` times; print and return the summary.
 

@@ -18,18 +18,32 @@ def _parts(model: Any) -> tuple[Any, Any]:
     return base.get_decoder(), base.get_output_embeddings()
 
 
+def _post_processes_logits(model: Any) -> bool:
+    """Models that scale or soft-cap logits after the head (Gemma 2, Cohere...) need their own forward."""
+    config = model.config
+    return any(getattr(config, name, None) not in (None, 1.0) for name in ("final_logit_softcapping", "logit_scale"))
+
+
 def token_logps(model: Any, batch: Batch, bf16: bool = False) -> Any:
-    """log p(target) for every target of ``batch`` (FloatTensor [n], fp32)."""
+    """log p(target) for every target of ``batch`` (FloatTensor [n], fp32).
+
+    Only the positions that predict a target go through the LM head: on small models with large
+    vocabularies the head and its softmax are a big share of the compute, and the rest is discarded.
+    """
     import torch
     import torch.nn.functional as F
 
-    decoder, head = _parts(model)
     ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
     with ctx:
-        hidden = decoder(input_ids=batch.input_ids, position_ids=batch.position_ids, attention_mask=None,
-                         use_cache=False).last_hidden_state
-        picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.hidden_index)
-        logits = head(picked)
+        if _post_processes_logits(model):
+            logits = model(input_ids=batch.input_ids, position_ids=batch.position_ids, attention_mask=None,
+                           use_cache=False).logits
+            logits = logits.reshape(-1, logits.shape[-1]).index_select(0, batch.hidden_index)
+        else:
+            decoder, head = _parts(model)
+            hidden = decoder(input_ids=batch.input_ids, position_ids=batch.position_ids, attention_mask=None,
+                             use_cache=False).last_hidden_state
+            logits = head(hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.hidden_index))
     return -F.cross_entropy(logits.float(), batch.targets, reduction="none")
 
 
