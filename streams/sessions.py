@@ -88,7 +88,14 @@ class SessionProcessor:
             if result.state.ready and result.state.emitted is None:
                 ready.append(session_id)
         for session_id in ready:
-            await self.try_close(session_id, ClosedBy.completed)
+            await self.close_safely(session_id, ClosedBy.completed)
+
+    async def close_safely(self, session_id: str, reason: ClosedBy) -> None:
+        """A failing close (mirror or broker away) must not stop the agent: the sweeper retries it."""
+        try:
+            await self.try_close(session_id, reason)
+        except Exception:
+            log.exception("closing session %s failed; will retry", session_id)
 
     def _cache_steps(self, applied: list[SessionEvent]) -> None:
         for event in applied:
@@ -161,11 +168,14 @@ class SessionProcessor:
                     del self.table[key]  # late duplicates after this are refolded from the mirror, then dropped
                 continue
             if state.pending and state.gap_since is not None and now - state.gap_since >= self.repair_after_s:
-                await self.repair(state)
+                try:
+                    await self.repair(state)
+                except Exception:
+                    log.exception("repairing session %s from the mirror failed; will retry", state.session_id)
                 state = self.get(state.session_id) or state
             reason = due_closure(state, now, stream_cfg.session_idle_timeout_s, stream_cfg.gap_timeout_s)
             if reason is not None:
-                await self.try_close(state.session_id, reason)
+                await self.close_safely(state.session_id, reason)
 
 
 def attach(app: faust.App, processor: SessionProcessor, batch: int = 1000, within_s: float = 0.05) -> None:
