@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--replication", type=int, default=1, help="replication factor of new topics")
     parser.add_argument("--schema", action="store_true", help="also create the ClickHouse database and tables")
     parser.add_argument("--cluster", action="store_true",
-                        help="with --schema: the ON CLUSTER variant (store/ddl_cluster, Replicated* + Distributed)")
+                        help="with --schema: the ON CLUSTER variant (store/cluster.py: Replicated* + Distributed)")
     parser.add_argument("--wait-s", type=float, default=120.0, help="how long to wait for the cluster")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -76,17 +76,6 @@ def main(argv: list[str] | None = None) -> None:
         log.info("ClickHouse tables ready in %s%s", cfg.clickhouse.database, " on the cluster" if args.cluster else "")
 
 
-def cluster_statements() -> list[str]:
-    """Every statement of store/ddl_cluster/*.sql, in file order (macros {cluster}, {shard}, {replica})."""
-    import store
-
-    out: list[str] = []
-    for path in sorted((Path(store.__file__).parent / "ddl_cluster").glob("*.sql")):
-        text = "\n".join(line for line in path.read_text().splitlines() if not line.strip().startswith("--"))
-        out.extend(s.strip() for s in text.split(";") if s.strip())
-    return out
-
-
 def create_schema(dsn: str, database: str, cluster: bool) -> None:
     from store.clickhouse import connect, ensure_schema
 
@@ -95,6 +84,8 @@ def create_schema(dsn: str, database: str, cluster: bool) -> None:
         return
     connect(dsn).command(f"CREATE DATABASE IF NOT EXISTS `{database}` ON CLUSTER '{{cluster}}'")
     client = connect(dsn, database)
+    from store.cluster import cluster_statements
+
     for sql in cluster_statements():
         client.command(sql)
 
