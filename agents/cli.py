@@ -13,10 +13,11 @@ from rich.table import Table
 
 from agents.llm import OpenAIChatClient
 from agents.missions import Mission, MissionError, load_mission
-from agents.patterns import ScoredPattern, find_similar_patterns
+from agents.patterns import ScoredPattern, find_similar_patterns, refresh_patterns
 from agents.recording import AgentError
 from agents.runner import RunResult, run_rollouts
 from schemas.errors import ConfigError
+from schemas.runtime import clickhouse_dsn_for
 from schemas.settings import ArtConfig, load_config
 from store.clickhouse import connect
 
@@ -32,7 +33,7 @@ def _fail(message: str) -> typer.Exit:
 def _patterns(cfg: ArtConfig, mission: Mission) -> list[ScoredPattern]:
     """Similar success patterns from the store; a store that cannot be opened only costs the hints."""
     try:
-        client = connect(cfg.clickhouse_dsn(), cfg.clickhouse.database)
+        client = connect(clickhouse_dsn_for(cfg), cfg.clickhouse.database)
         return find_similar_patterns(client, mission.objective, k=mission.agent_config.pattern_limit)
     except Exception as exc:  # no patterns table yet, store locked by `art up`, server down
         err_console.print(f"[yellow]warning:[/yellow] success patterns unavailable: {escape(str(exc))}",
@@ -101,6 +102,42 @@ def run_command(
         raise typer.Exit(code=2)
 
 
+def _config(path: Path | None) -> ArtConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+patterns_app = typer.Typer(help="Success patterns from high-reward runs (used in agents' prompts).",
+                           no_args_is_help=True)
+
+
+@patterns_app.command("refresh")
+def patterns_refresh(config: Annotated[Path | None, typer.Option("--config", "-c", help="art.toml")] = None,
+                     min_reward: Annotated[float, typer.Option(help="reward a run needs to become a pattern")] = 0.7,
+                     reward_version: Annotated[str, typer.Option(help="only rewards of this version")] = "") -> None:
+    """Extract patterns from high-reward trajectories into the success_patterns table."""
+    cfg = _config(config)
+    client = connect(clickhouse_dsn_for(cfg), cfg.clickhouse.database)
+    console.print(f"{refresh_patterns(client, min_reward=min_reward, reward_version=reward_version)} patterns stored")
+
+
+@patterns_app.command("find")
+def patterns_find(objective: Annotated[str, typer.Argument(help="the objective to find similar runs for")],
+                  config: Annotated[Path | None, typer.Option("--config", "-c", help="art.toml")] = None,
+                  k: Annotated[int, typer.Option(help="how many")] = 3) -> None:
+    """The stored patterns most similar to an objective."""
+    cfg = _config(config)
+    client = connect(clickhouse_dsn_for(cfg), cfg.clickhouse.database)
+    table = Table("similarity", "reward", "objective", "actions")
+    for scored in find_similar_patterns(client, objective, k=k):
+        p = scored.pattern
+        table.add_row(f"{scored.similarity:.3f}", f"{p.reward:.3f}", p.objective[:60], "; ".join(p.actions)[:80])
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
-    """Add `run` to the `art` command."""
+    """Add `run` and `patterns` to the `art` command."""
     app.command("run", help="Run an agent on a mission file (ReAct loop, tools, tracked steps).")(run_command)
+    app.add_typer(patterns_app, name="patterns")

@@ -89,6 +89,10 @@ def demo(config: ConfigOpt = None,
         if missing:
             console.print(f"[yellow]still waiting after {timeout:.0f} s:[/yellow] {missing}")
         print_stats(client)
+        from agents.patterns import refresh_patterns
+
+        console.print(f"success patterns stored for future agents: {refresh_patterns(client)} "
+                      "(see `art patterns find`)")
         console.print(f"\n[bold]Example query[/bold] (try `art sql`):\n{EXAMPLE_SQL}")
         result = client.query(EXAMPLE_SQL)
         print_rows(list(result.column_names), result.result_rows, "table")

@@ -57,3 +57,9 @@ def test_demo_end_to_end_rows_are_really_stored(tmp_path: Path) -> None:
     result = json.loads(q.stdout.strip().splitlines()[-1])
     assert result["t"] == 8 and result["r"] == 8 and result["agents"] == 4
     assert result["distinct_rewards"] > 1  # policies of different quality get different rewards
+    stored = art("sql", "SELECT count() AS n FROM success_patterns FINAL WHERE reward >= 0.7", "--format", "json",
+                 env=env, cwd=tmp_path)
+    n_patterns = json.loads(stored.stdout.strip().splitlines()[-1])["n"]
+    assert n_patterns > 0 and f"success patterns stored for future agents: {n_patterns}" in out.stdout
+    found = art("patterns", "find", "Compute 10 * 20 + 3 and answer with the number.", env=env, cwd=tmp_path)
+    assert found.returncode == 0 and "calculator:" in found.stdout
