@@ -22,6 +22,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 
 from agents.spool import Spool, orphaned_spools
 from schemas.codec import Codec
@@ -128,6 +129,8 @@ class Tracker:
         self._spool: Spool | None = None
         self._sender: asyncio.Task[None] | None = None
         self._epoch_mtime: float | None = None
+        self._partitions: dict[bytes, int] = {}
+        self._partition_fn = DefaultPartitioner()
         self.sent = 0
         self.spooled = 0
         self.resent = 0
@@ -257,7 +260,8 @@ class Tracker:
         futures: list[asyncio.Future[Any] | None] = []
         for key, value in batch:
             try:
-                futures.append(await self._producer.send(self.topic, value, key=key))
+                futures.append(await self._producer.send(self.topic, value, key=key,
+                                                         partition=self._partition_of(key)))
             except (KafkaError, AssertionError) as exc:  # AssertionError: producer never started
                 log.debug("send failed: %s", exc)
                 futures.append(None)
@@ -278,6 +282,21 @@ class Tracker:
                 self.spooled += 1
         while self._recent and self._recent[0][0] < now - self.resend_window_s:
             self._recent.popleft()
+
+    def _partition_of(self, key: bytes) -> int | None:
+        """aiokafka's default (murmur2) partition, cached per session: hashing every event costs ~20 µs."""
+        partition = self._partitions.get(key)
+        if partition is None:
+            assert self._producer is not None
+            known = self._producer.client.cluster.partitions_for_topic(self.topic)
+            if not known:
+                return None  # metadata not there yet: let the producer decide, with the same function
+            if len(self._partitions) > 100_000:
+                self._partitions.clear()
+            ids = sorted(known)
+            partition = self._partition_fn(key, ids, ids)
+            self._partitions[key] = partition
+        return partition
 
     async def _drain_spool(self) -> bool:
         """Re-send the spool in order; True when it is empty afterwards."""

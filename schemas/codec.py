@@ -8,13 +8,15 @@ from __future__ import annotations
 import io
 import json
 import struct
+from functools import cache
 from typing import Any, TypeVar
 
-from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro import parse_schema, schemaless_reader
 from pydantic import ValidationError
 
 from schemas import models
-from schemas.catalog import parsed_schema, schema_text
+from schemas.avro_writer import Writer, compile_writer
+from schemas.catalog import parsed_schema, raw_schemas, schema_text
 from schemas.errors import BadMagicByte, InvalidRecord, TruncatedMessage
 from schemas.registry import SchemaRegistry
 
@@ -26,6 +28,12 @@ MODEL_BY_NAME: dict[str, type[models.AvroModel]] = {
     for m in (models.SessionEvent, models.TrajectoryCompleted, models.TrajectoryJudged,
               models.RewardAssigned, models.DeadLetter)
 }
+
+
+@cache
+def compiled_writer(avro_name: str) -> Writer:
+    """The compiled writer of one top-level record (byte-identical to fastavro, several times faster)."""
+    return compile_writer(raw_schemas()[avro_name])
 
 
 def _tag(model: models.AvroModel, data: dict[str, Any]) -> dict[str, Any]:
@@ -64,10 +72,9 @@ class Codec:
         return self.encode_dict(topic, record.avro_name, to_avro(record))
 
     def encode_dict(self, topic: str, avro_name: str, data: dict[str, Any]) -> bytes:
-        buf = io.BytesIO()
-        buf.write(HEADER.pack(0, self.schema_id(topic, avro_name)))
-        schemaless_writer(buf, parsed_schema(avro_name), data)
-        return buf.getvalue()
+        buf = bytearray(HEADER.pack(0, self.schema_id(topic, avro_name)))
+        compiled_writer(avro_name)(buf, data)
+        return bytes(buf)
 
     def _writer_schema(self, schema_id: int) -> Any:
         if schema_id not in self._writers:

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.partitioner import DefaultPartitioner
 
 from agents.spool import Spool, orphaned_spools
 from agents.sync_tracking import SyncTracker
@@ -18,7 +19,9 @@ from tests.ingest.helpers import make_tracker
 
 
 async def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 30) -> list[SessionEvent]:
+    """Every event on ``topic``; also checks each sits on the partition Kafka's default partitioner picks."""
     codec = Codec(LocalRegistry())
+    partitioner = DefaultPartitioner()
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                 group_id=f"check-{topic}")
     await consumer.start()
@@ -26,7 +29,9 @@ async def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: floa
     try:
         async with asyncio.timeout(timeout_s):
             while len(out) < expected:
-                for msgs in (await consumer.getmany(timeout_ms=200)).values():
+                for tp, msgs in (await consumer.getmany(timeout_ms=200)).items():
+                    ids = sorted(consumer.partitions_for_topic(topic) or [])
+                    assert all(partitioner(m.key, ids, ids) == tp.partition for m in msgs)
                     out.extend(codec.decode(m.value, expect=SessionEvent) for m in msgs)
     finally:
         await consumer.stop()
