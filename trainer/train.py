@@ -205,18 +205,20 @@ def fit(cfg: TrainingConfig, data: TrainData, run_dir: Path, *, model: Any = Non
         task = bar.add_task(f"{cfg.objective} {run_dir.name}", total=total, completed=start, loss="-")
         step = start
         while step < total and not state["stopped_early"]:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             items = [data.train[i] for i in _items_for_step(len(data.train), per_step, step, cfg.seed)]
             loss, n_tokens = step_loss(model, cfg, items, pad_id)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            train_seconds += time.perf_counter() - t0
+            value = loss.item()
+            seconds = time.perf_counter() - t0
+            train_seconds += seconds
             tokens += n_tokens
             step += 1
-            value = loss.item()
-            state["history"].append({"step": step, "loss": value, "tokens": n_tokens})
+            state["history"].append({"step": step, "loss": value, "tokens": n_tokens, "seconds": seconds,
+                                     "cpu_seconds": time.process_time() - c0})
             bar.update(task, advance=1, loss=f"{value:.4f}")
             if on_step is not None:
                 on_step(step, value)
