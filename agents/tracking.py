@@ -130,6 +130,8 @@ class Tracker:
         self._sender: asyncio.Task[None] | None = None
         self._epoch_mtime: float | None = None
         self._partitions: dict[bytes, int] = {}
+        self._ready = False
+        self.partitions: int | None = topics.session_events.partitions
         self._partition_fn = DefaultPartitioner()
         self.sent = 0
         self.spooled = 0
@@ -252,7 +254,7 @@ class Tracker:
 
     async def _send(self, batch: list[tuple[bytes, bytes]]) -> None:
         assert self._spool is not None
-        if self._producer is None:
+        if self._producer is None or not await self._topic_ready():
             for key, value in batch:
                 self._spool.append(key, value)
             self.spooled += len(batch)
@@ -277,6 +279,7 @@ class Tracker:
             elif failed_from is None:
                 failed_from = i
         if failed_from is not None:  # keep order: everything from the first failure goes to the spool
+            self._ready = False
             for key, value in batch[failed_from:]:
                 self._spool.append(key, value)
                 self.spooled += 1
@@ -298,25 +301,47 @@ class Tracker:
             self._partitions[key] = partition
         return partition
 
-    async def _drain_spool(self) -> bool:
-        """Re-send the spool in order; True when it is empty afterwards."""
-        assert self._spool is not None
-        frames = list(self._spool.frames())
-        if not await self._ensure_producer():
-            return False
+    async def _topic_ready(self) -> bool:
+        """Send only while the topic exists with its partitions: a send to a missing topic (a broker
+        that restarted before its topics were recreated) would auto-create it with the wrong count.
+        Asking for all topics' metadata creates nothing."""
+        if self._ready:
+            return True
         assert self._producer is not None
         try:
-            futures = [await self._producer.send(self.topic, v, key=k) for k, v in frames]
+            metadata = await self._producer.client.fetch_all_metadata()
+        except KafkaError:
+            return False
+        partitions = metadata.partitions_for_topic(self.topic) or set()
+        self._ready = bool(partitions) and (self.partitions is None or len(partitions) == self.partitions)
+        if self._ready:
+            self._partitions.clear()
+        return self._ready
+
+    async def _drain_spool(self) -> bool:
+        """Re-send, in order, what the broker may have lost (the recent window acknowledged before an
+        outage) and then the spool; True when the spool is empty afterwards."""
+        assert self._spool is not None
+        if not await self._ensure_producer() or not await self._topic_ready():
+            return False
+        assert self._producer is not None
+        resend = [(k, v) for _, k, v in self._recent]
+        frames = list(self._spool.frames())
+        try:
+            futures = [await self._producer.send(self.topic, v, key=k, partition=self._partition_of(k))
+                       for k, v in resend + frames]
             await asyncio.gather(*futures)
         except (KafkaError, AssertionError) as exc:
+            self._ready = False
             log.debug("spool drain failed: %s", exc)
             return False
-        self._resend_recent()  # the broker may have lost what it acknowledged before the outage
         self._spool.clear()
         now = time.monotonic()
-        self._recent.extend((now, k, v) for k, v in frames)
+        self._recent.clear()
+        self._recent.extend((now, k, v) for k, v in resend + frames)
+        self.resent += len(resend)
         self.sent += len(frames)
-        log.info("re-sent %d spooled events", len(frames))
+        log.info("re-sent %d spooled and %d recent events", len(frames), len(resend))
         return True
 
     async def _ensure_producer(self) -> bool:
@@ -337,6 +362,7 @@ class Tracker:
         mtime = self._read_epoch_mtime()
         if mtime is not None and mtime != self._epoch_mtime:
             self._epoch_mtime = mtime
+            self._ready = False  # the stack restarted its broker: wait until the topics exist again
             self._resend_recent()
 
     def _resend_recent(self) -> None:

@@ -69,6 +69,6 @@ def test_kill_9_worker_then_sink_mid_run(tmp_path: Path) -> None:
 def test_broker_restart_mid_run_spools_and_completes_exactly(tmp_path: Path) -> None:
     with RunningStack(tmp_path / "data") as stack:
         epoch = stack.info.log_epoch
-        ids = asyncio.run(slow_agents(stack, 10, 30, 0.2, "br", during=[(2.0, "broker")]))
+        ids = asyncio.run(slow_agents(stack, 10, 30, 0.2, "br", during=[(1.0, "broker")]))  # before the sink joined
         assert stack.info.log_epoch != epoch  # the supervisor noticed and bumped the epoch
         assert_exact(stack, ids, 30)
