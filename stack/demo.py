@@ -12,6 +12,7 @@ import asyncio
 import importlib.util
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -105,13 +106,35 @@ def demo(config: ConfigOpt = None,
 
 
 def train_round(cfg: Any, client: Any) -> None:
-    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("trainer.demo") is None:
+    """One small SFT round on the demo's successful runs, with a tiny model built here (no downloads)."""
+    if importlib.util.find_spec("torch") is None:
         console.print("[dim]training skipped: install the train extra (pip install -e '.[train]')[/dim]")
         return
-    from trainer.demo import demo_training_round
+    from trainer.config import TrainingConfig
+    from trainer.runs import run_training
+    from trainer.tinymodel import build_tiny_model
+    from trainer.windows import WindowFilter
 
-    summary = demo_training_round(cfg, client, Path(cfg.storage.data_dir), log=console.print)
-    console.print(summary)
+    base = Path(cfg.storage.data_dir) / "models" / "demo-base"
+    if not (base / "config.json").exists():
+        console.print(f"building a tiny causal LM and tokenizer in {base} …")
+        build_tiny_model(base)
+    warnings.filterwarnings("ignore", category=FutureWarning)  # transformers' deprecation chatter
+    tcfg = TrainingConfig(model_path=str(base), objective="sft", max_steps=30, num_epochs=20, batch_size=8,
+                          max_length=256,
+                          learning_rate=5e-3, checkpoint_interval=10, evaluation_interval=10,
+                          early_stopping_patience=3, rollouts_per_group=4, eval_fraction=0.25)
+    flt = WindowFilter(reward_version=cfg.judge.reward_version, min_reward=cfg.reward_threshold, top_k_per_group=4)
+    console.print("\n[bold]Training round[/bold]: SFT of a LoRA adapter on trajectories with reward "
+                  f">= {cfg.reward_threshold} …")
+    outcome = run_training(cfg, tcfg, flt, client=client, progress=True, name="demo")
+    evals = outcome.result.evals
+    first, last = (evals[0], evals[-1]) if evals else ({}, {})
+    console.print(f"run {outcome.run_id}: window {outcome.window_id}, {outcome.result.steps} steps; "
+                  f"held-out loss {first.get('eval_loss', float('nan')):.3f} -> "
+                  f"{last.get('eval_loss', float('nan')):.3f}")
+    console.print(f"model {outcome.model.model_id} at {outcome.model.path}"
+                  + (" [green]-> champion[/green]" if outcome.promoted else ""))
 
 
 def register(app: typer.Typer) -> None:
