@@ -86,9 +86,10 @@ class RunOutcome(BaseModel):
 
 
 def open_store(art: ArtConfig) -> Any:
+    from schemas.runtime import clickhouse_dsn_for
     from store.clickhouse import connect, ensure_schema
 
-    client = connect(art.clickhouse_dsn(), art.clickhouse.database)
+    client = connect(clickhouse_dsn_for(art), art.clickhouse.database)  # the running stack's gateway, if any
     ensure_schema(client)
     return client
 
