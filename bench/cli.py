@@ -34,7 +34,7 @@ def replay(trajectories: Annotated[int, typer.Option(help="trajectories to produ
 
 
 @bench_app.command("train")
-def train(steps: Annotated[int, typer.Option(help="optimizer steps per measurement")] = 12,
+def train(steps: Annotated[int, typer.Option(help="optimizer steps per measurement")] = 10,
           repeats: Annotated[int, typer.Option(help="alternating fresh processes per side (medians)")] = 3) -> None:
     """Training tokens/s of `art train` against the HF Trainer on the same tiny model and data."""
     from trainer.bench import bench_train
