@@ -42,11 +42,17 @@ def get_json(url: str) -> dict | None:
 @pytest.mark.slow
 def test_up_serves_live_session_state_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
-    stack = RunningStack(tmp_path / "data", env={"ART_STREAM_WEB_PORT": str(port)})
-    info = stack.start()
-    children = dict(info.children)
-    assert set(children) == {"worker-0", "sink-0", "broker"}
+    with RunningStack(tmp_path / "data", env={"ART_STREAM_WEB_PORT": str(port)}) as stack:
+        children = dict(stack.info.children)
+        assert set(children) == {"worker-0", "sink-0", "broker"}
+        check_live_view(stack, port)
+        assert stack.stop() == 0
+    for name, pid in children.items():
+        assert not alive(pid), f"{name} (pid {pid}) still running after art up stopped"
+    assert not (tmp_path / "data" / "run" / "stack.json").exists()
 
+
+def check_live_view(stack: RunningStack, port: int) -> None:
     async def open_session() -> str:
         async with Tracker.from_config(stack.cfg) as tracker:
             session = await tracker.start_session(agent_name="viewer", objective="look at me", group_id="g1")
@@ -60,10 +66,6 @@ def test_up_serves_live_session_state_and_stops_cleanly(tmp_path: Path) -> None:
     assert body["started"]["objective"] == "look at me" and body["tools_used"] == ["calc"]
     missing = httpx.get(f"http://127.0.0.1:{port}/sessions/nope", timeout=5)
     assert missing.status_code == 404 and "not held by this worker" in missing.json()["error"]
-    assert stack.stop() == 0
-    for name, pid in children.items():
-        assert not alive(pid), f"{name} (pid {pid}) still running after art up stopped"
-    assert not (tmp_path / "data" / "run" / "stack.json").exists()
 
 
 def test_broker_dies_with_a_killed_parent(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from schemas.runtime import StackInfo, read_stack_info
 from schemas.settings import ArtConfig, load_config
+from stack import processes
 from store.clickhouse import connect
 
 
@@ -30,9 +31,10 @@ class RunningStack:
 
     def start(self, timeout_s: float = 60.0) -> StackInfo:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # dies with the test process, so an interrupted run leaves no stack behind
         self.proc = subprocess.Popen([sys.executable, "-m", "stack", "up", *self.args], env=self.env,
                                      stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
-                                     cwd=self.data_dir.parent)
+                                     cwd=self.data_dir.parent, preexec_fn=processes._die_with_parent)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             info = read_stack_info(self.data_dir)
