@@ -6,8 +6,9 @@ from, so audits and replays can find it in the log again.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 Source = tuple[int, str, int, int]  # log_epoch, topic, partition, offset
@@ -21,8 +22,13 @@ class TableSpec:
     key: tuple[str, ...]  # natural key: one logical row per key value
     build: RowBuilder
 
-    def key_of(self, row: list[Any]) -> tuple[Any, ...]:
-        return tuple(row[self.columns.index(k)] for k in self.key)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key_of", operator.itemgetter(*[self.columns.index(k) for k in self.key]))
+        if len(self.key) == 1:  # itemgetter of one index returns the value itself: keep keys tuples
+            single = self.key_of
+            object.__setattr__(self, "key_of", lambda row: (single(row),))
+
+    key_of: Callable[[list[Any]], tuple[Any, ...]] = field(init=False, repr=False, compare=False)
 
 
 SOURCE_COLUMNS = ("log_epoch", "topic", "partition", "offset")
