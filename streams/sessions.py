@@ -53,6 +53,9 @@ class SessionProcessor:
         self.steps: dict[str, dict[int, StepRecorded]] = defaultdict(dict)
         self.emitted = 0
         self.dead_lettered = 0
+        self._open: set[bytes] = set()  # keys of sessions not emitted yet, for the sweeper
+        self._full_scan_at = 0.0
+        self.full_scan_interval_s = 30.0
 
     # --- state access ---------------------------------------------------------------------
 
@@ -61,7 +64,12 @@ class SessionProcessor:
         return SessionState.model_validate_json(raw) if raw else None
 
     def put(self, state: SessionState) -> None:
-        self.table[state.session_id.encode()] = state.model_dump_json().encode()
+        key = state.session_id.encode()
+        self.table[key] = state.model_dump_json().encode()
+        if state.emitted is None:
+            self._open.add(key)
+        else:
+            self._open.discard(key)
 
     # --- the agent body -------------------------------------------------------------------
 
@@ -87,8 +95,8 @@ class SessionProcessor:
             self.put(result.state)
             if result.state.ready and result.state.emitted is None:
                 ready.append(session_id)
-        for session_id in ready:
-            await self.close_safely(session_id, ClosedBy.completed)
+        # concurrently: each close waits for the broker's ack of its trajectory
+        await asyncio.gather(*(self.close_safely(sid, ClosedBy.completed) for sid in ready))
 
     async def close_safely(self, session_id: str, reason: ClosedBy) -> None:
         """A failing close (mirror or broker away) must not stop the agent: the sweeper retries it."""
@@ -156,16 +164,28 @@ class SessionProcessor:
             log.info("repaired session %s from the mirror: %d events", state.session_id, len(result.applied))
 
     async def sweep(self) -> None:
-        """Timeouts, gap repairs, and completions that waited for the mirror."""
+        """Timeouts, gap repairs, and completions that waited for the mirror.
+
+        Only open sessions are visited; a full scan now and then rebuilds that index (the table may
+        have been recovered from its changelog) and forgets sessions emitted long ago."""
         now = time.time()
         stream_cfg = self.cfg.stream
-        for key, raw in list(self.table.items()):
-            if not raw:
-                continue
-            state = SessionState.model_validate_json(raw)
-            if state.emitted is not None:
-                if now - state.last_seen > stream_cfg.session_idle_timeout_s:
+        if now >= self._full_scan_at:
+            self._full_scan_at = now + self.full_scan_interval_s
+            self._open.clear()
+            for key, raw in list(self.table.items()):
+                if not raw:
+                    continue
+                state = SessionState.model_validate_json(raw)
+                if state.emitted is None:
+                    self._open.add(key)
+                elif now - state.last_seen > stream_cfg.session_idle_timeout_s:
                     del self.table[key]  # late duplicates after this are refolded from the mirror, then dropped
+        closing: list[tuple[str, ClosedBy]] = []
+        for key in list(self._open):
+            state = self.get(key.decode())
+            if state is None or state.emitted is not None:
+                self._open.discard(key)
                 continue
             if state.pending and state.gap_since is not None and now - state.gap_since >= self.repair_after_s:
                 try:
@@ -175,7 +195,8 @@ class SessionProcessor:
                 state = self.get(state.session_id) or state
             reason = due_closure(state, now, stream_cfg.session_idle_timeout_s, stream_cfg.gap_timeout_s)
             if reason is not None:
-                await self.close_safely(state.session_id, reason)
+                closing.append((state.session_id, reason))
+        await asyncio.gather(*(self.close_safely(sid, reason) for sid, reason in closing))
 
 
 def attach(app: faust.App, processor: SessionProcessor, batch: int = 1000, within_s: float = 0.05) -> None:
