@@ -9,36 +9,19 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from agents.tracking import Tracker
-from tests.ingest.helpers import run_agent, wait_for
+from tests.ingest.helpers import assert_exact, run_agent, wait_for
 from tests.ingest.stack import RunningStack
 from tests.ingest.test_pipeline import counts
 
 pytestmark = pytest.mark.slow
 
 AGENTS, STEPS = 40, 15
-
-
-def assert_exact(stack: RunningStack, ids: list[str], steps: int) -> None:
-    """Each session once, each step once, every event mirrored once; tokens as ``run_agent`` sent them."""
-    client = stack.client()
-    n = len(ids)
-    wait_for(lambda: counts(client, ids)[0] >= n and counts(client, ids)[2] >= n * steps, timeout_s=120)
-    time.sleep(2)  # a late duplicate would land now
-    assert counts(client, ids) == (n, n, n * steps, n * steps, n * (steps + 2))
-    bad = client.query("""SELECT session_id, step_count, closed_by, missing_seqs FROM trajectories
-        WHERE session_id IN {ids:Array(String)} AND (step_count != {s:Int64} OR closed_by != 'completed'
-        OR length(missing_seqs) > 0)""", parameters={"ids": ids, "s": steps}).result_rows
-    assert bad == []
-    tokens = client.query("SELECT sum(total_tokens) FROM trajectories WHERE session_id IN {ids:Array(String)}",
-                          parameters={"ids": ids}).result_rows[0][0]
-    assert tokens == n * sum(100 + i for i in range(steps))
 
 
 async def staggered_agents(stack: RunningStack, n: int, steps: int, spread_s: float, offset: int,
@@ -72,6 +55,6 @@ def test_two_workers_two_sinks_exact_with_a_worker_killed(tmp_path: Path) -> Non
         first_pid = stack.info.children["worker-1"]
 
         ids = asyncio.run(staggered_agents(stack, AGENTS, STEPS, spread_s=4.0, offset=0, kill_at_s=1.5))
-        assert_exact(stack, ids, STEPS)
-        assert_exact(stack, warm, 3)
+        assert_exact(stack.client(), ids, STEPS, sum(100 + i for i in range(STEPS)))
+        assert_exact(stack.client(), warm, 3, sum(100 + i for i in range(3)))
         wait_for(lambda: stack.info.children["worker-1"] != first_pid, timeout_s=30)  # restarted

@@ -48,3 +48,20 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 60.0, interval_s: 
 
 def scalar(client: Any, sql: str) -> Any:
     return client.query(sql).result_rows[0][0]
+
+
+def assert_exact(client: Any, ids: list[str], steps: int, tokens_per_session: int) -> None:
+    """Each session once, each step once, every event mirrored once, complete, tokens as sent."""
+    from tests.ingest.test_pipeline import counts
+
+    n = len(ids)
+    wait_for(lambda: counts(client, ids)[0] >= n and counts(client, ids)[2] >= n * steps, timeout_s=120)
+    time.sleep(2)  # any late duplicate would land now
+    assert counts(client, ids) == (n, n, n * steps, n * steps, n * (steps + 2))
+    bad = client.query("""SELECT session_id, step_count, closed_by, missing_seqs FROM trajectories
+        WHERE session_id IN {ids:Array(String)} AND (step_count != {s:Int64} OR closed_by != 'completed'
+        OR length(missing_seqs) > 0)""", parameters={"ids": ids, "s": steps}).result_rows
+    assert bad == []
+    total = client.query("SELECT sum(total_tokens) FROM trajectories WHERE session_id IN {ids:Array(String)}",
+                         parameters={"ids": ids}).result_rows[0][0]
+    assert total == n * tokens_per_session

@@ -12,9 +12,8 @@ import pytest
 
 from agents.tracking import Tracker
 from schemas.models import SessionStatus, UseTool
-from tests.ingest.helpers import wait_for
+from tests.ingest.helpers import assert_exact
 from tests.ingest.stack import RunningStack
-from tests.ingest.test_pipeline import counts
 
 pytestmark = pytest.mark.slow
 
@@ -44,25 +43,10 @@ async def slow_agents(stack: RunningStack, n: int, steps: int, pause_s: float, t
     return list(ids)
 
 
-def assert_exact(stack: RunningStack, ids: list[str], steps: int) -> None:
-    client = stack.client()
-    n = len(ids)
-    wait_for(lambda: counts(client, ids)[0] >= n and counts(client, ids)[2] >= n * steps, timeout_s=120)
-    time.sleep(2)  # any late duplicate would land now
-    assert counts(client, ids) == (n, n, n * steps, n * steps, n * (steps + 2))
-    bad = client.query("""SELECT session_id, step_count, closed_by, missing_seqs FROM trajectories
-        WHERE session_id IN {ids:Array(String)} AND (step_count != {s:Int64} OR closed_by != 'completed'
-        OR length(missing_seqs) > 0)""", parameters={"ids": ids, "s": steps}).result_rows
-    assert bad == []
-    total = client.query("SELECT sum(total_tokens) FROM trajectories WHERE session_id IN {ids:Array(String)}",
-                         parameters={"ids": ids}).result_rows[0][0]
-    assert total == n * sum(range(steps))
-
-
 def test_kill_9_worker_then_sink_mid_run(tmp_path: Path) -> None:
     with RunningStack(tmp_path / "data") as stack:
         ids = asyncio.run(slow_agents(stack, 20, 40, 0.15, "k9", during=[(2.0, "worker-0"), (5.0, "sink-0")]))
-        assert_exact(stack, ids, 40)
+        assert_exact(stack.client(), ids, 40, sum(range(40)))
         assert stack.info.children["worker-0"] and stack.info.children["sink-0"]
 
 
@@ -71,4 +55,4 @@ def test_broker_restart_mid_run_spools_and_completes_exactly(tmp_path: Path) -> 
         epoch = stack.info.log_epoch
         ids = asyncio.run(slow_agents(stack, 10, 30, 0.2, "br", during=[(1.0, "broker")]))  # before the sink joined
         assert stack.info.log_epoch != epoch  # the supervisor noticed and bumped the epoch
-        assert_exact(stack, ids, 30)
+        assert_exact(stack.client(), ids, 30, sum(range(30)))
