@@ -111,7 +111,7 @@ class Tracker:
 
     def __init__(self, bootstrap: str, topics: Topics, codec: Codec, spool_dir: Path, *,
                  max_pending: int = 10_000, linger_ms: int = 5, resend_window_s: float = 30.0,
-                 retry_interval_s: float = 1.0, request_timeout_ms: int = 5_000,
+                 retry_interval_s: float = 1.0, request_timeout_ms: int = 5_000, settle_s: float = 2.0,
                  epoch_file: Path | None = None) -> None:
         self.bootstrap = bootstrap
         self.topic = topics.session_events.name
@@ -132,6 +132,9 @@ class Tracker:
         self._partitions: dict[bytes, int] = {}
         self._ready = False
         self.partitions: int | None = topics.session_events.partitions
+        self.settle_s = settle_s
+        self._settle_rounds = 0
+        self._settle_at: float | None = None
         self._partition_fn = DefaultPartitioner()
         self.sent = 0
         self.spooled = 0
@@ -205,6 +208,8 @@ class Tracker:
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sender
+        if self._settle_at is not None and self._spool is not None:
+            self._resend_recent()  # the settled re-send is still due: do it before leaving
         if self._spool is not None and self._spool.count and self._producer is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._drain_spool(), timeout_s)
@@ -228,10 +233,17 @@ class Tracker:
     async def _run_sender(self) -> None:
         assert self._spool is not None
         while True:
+            if self._settle_at is not None and time.monotonic() >= self._settle_at:
+                self._settle_at = None
+                self._resend_recent()  # once more, now that the restarted broker has settled
             if self._spool.count and not await self._drain_spool():
                 await self._spool_queued(wait_s=self.retry_interval_s)
                 continue
-            batch = [await self._queue.get()]
+            wait = None if self._settle_at is None else max(0.0, self._settle_at - time.monotonic())
+            try:
+                batch = [await asyncio.wait_for(self._queue.get(), wait)]
+            except TimeoutError:
+                continue  # time for the settled re-send
             while not self._queue.empty() and len(batch) < 2000:
                 batch.append(self._queue.get_nowait())
             await self._send(batch)
@@ -279,7 +291,7 @@ class Tracker:
             elif failed_from is None:
                 failed_from = i
         if failed_from is not None:  # keep order: everything from the first failure goes to the spool
-            self._ready = False
+            self._outage()
             for key, value in batch[failed_from:]:
                 self._spool.append(key, value)
                 self.spooled += 1
@@ -341,6 +353,9 @@ class Tracker:
         self._recent.extend((now, k, v) for k, v in resend + frames)
         self.resent += len(resend)
         self.sent += len(frames)
+        if self._settle_rounds:  # recovering from an outage: re-send the window again after a pause
+            self._settle_rounds -= 1
+            self._settle_at = time.monotonic() + self.settle_s
         log.info("re-sent %d spooled and %d recent events", len(frames), len(resend))
         return True
 
@@ -362,8 +377,15 @@ class Tracker:
         mtime = self._read_epoch_mtime()
         if mtime is not None and mtime != self._epoch_mtime:
             self._epoch_mtime = mtime
-            self._ready = False  # the stack restarted its broker: wait until the topics exist again
+            self._outage()  # the stack restarted its broker: wait until the topics exist again
             self._resend_recent()
+
+    def _outage(self) -> None:
+        """The broker failed or restarted. A freshly restarted embedded broker has been seen to
+        acknowledge writes it then lost (concurrent first writes to a new partition), so the recent
+        window is re-sent once more after ``settle_s``; duplicates are dropped downstream."""
+        self._ready = False
+        self._settle_rounds = 1
 
     def _resend_recent(self) -> None:
         """Queue the recent window again; downstream drops the duplicates by (session, seq)."""
