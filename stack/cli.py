@@ -10,13 +10,12 @@ app = typer.Typer(name="art", help="ART Stream: agents learn from their own runs
 
 def _register_all() -> None:
     # Each package adds its commands; imports stay light (no torch at import time).
-    import importlib.util
+    import importlib
 
     modules = ("stack.init_config", "stack.commands", "stack.demo", "agents.cli", "trainer.cli", "bench.cli",
                "stack.replay_commands", "stack.report")
     for module in modules:
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module).register(app)
+        importlib.import_module(module).register(app)
 
 
 def main() -> None:
