@@ -78,18 +78,24 @@ def reward_over_time(client: Any, reward_version: str | None) -> str:
                                                                            result.result_rows))
 
 
+def _hbars(result_rows: list[Any], color: str, xlabel: str) -> tuple[Any, Any]:
+    """One horizontal bar per row: label from column 0, value from column 3, first row on top."""
+    import matplotlib.pyplot as plt
+
+    rows = list(reversed(result_rows))
+    fig, ax = plt.subplots(figsize=(8, max(2.0, 0.25 * len(rows) + 1)))
+    ax.barh([str(r[0]) for r in rows], [r[3] for r in rows], color=color)
+    ax.set_xlabel(xlabel)
+    return fig, ax
+
+
 def success_per_group(client: Any) -> str:
     result = client.query(f"SELECT group_id, members, succeeded, success_rate FROM group_outcomes "
                           f"ORDER BY last_completed DESC LIMIT {MAX_BARS}")
     if not result.result_rows:
         return _section("Success rate per group", _empty("grouped trajectories"))
-    import matplotlib.pyplot as plt
-
-    rows = list(reversed(result.result_rows))
-    fig, ax = plt.subplots(figsize=(8, max(2.0, 0.25 * len(rows) + 1)))
-    ax.barh([str(r[0]) for r in rows], [r[3] for r in rows], color="#4c9a2a")
+    fig, ax = _hbars(result.result_rows, "#4c9a2a", "success rate")
     ax.set_xlim(0, 1)
-    ax.set_xlabel("success rate")
     return _section("Success rate per group", _png(fig) + _table(list(result.column_names), result.result_rows))
 
 
@@ -135,12 +141,7 @@ def tool_errors(client: Any) -> str:
                           f"ORDER BY calls DESC, tool LIMIT {MAX_BARS}")
     if not result.result_rows:
         return _section("Tool error rates", _empty("tool calls"))
-    import matplotlib.pyplot as plt
-
-    rows = list(reversed(result.result_rows))
-    fig, ax = plt.subplots(figsize=(8, max(2.0, 0.25 * len(rows) + 1)))
-    ax.barh([str(r[0]) for r in rows], [r[3] for r in rows], color="#b5442c")
-    ax.set_xlabel("error rate")
+    fig, _ = _hbars(result.result_rows, "#b5442c", "error rate")
     return _section("Tool error rates", _png(fig) + _table(list(result.column_names), result.result_rows))
 
 
