@@ -26,11 +26,16 @@ def ingest(agents: Annotated[int, typer.Option(help="number of agents")] = 200,
 
 
 @bench_app.command("replay")
-def replay(trajectories: Annotated[int, typer.Option(help="trajectories to produce, then re-score")] = 20_000) -> None:
+def replay(trajectories: Annotated[int, typer.Option(help="trajectories to produce, then re-score")] = 20_000,
+           steps: Annotated[int, typer.Option(help="steps per trajectory")] = 5,
+           engine: Annotated[str, typer.Option(help="sql (columnar, in ClickHouse) or python")] = "sql",
+           baseline: Annotated[bool, typer.Option(help="also time the other engine in the same run")] = False) -> None:
     """Replay re-score rate with the heuristic judge, against the raw consume rate of the same topic."""
     from consumers.replay_bench import bench_replay
 
-    print(json.dumps(bench_replay(trajectories)))
+    if engine not in ("sql", "python"):
+        raise typer.BadParameter(f"--engine must be sql or python, not {engine!r}")
+    print(json.dumps(bench_replay(trajectories, steps=steps, engine=engine, baseline=baseline)))
 
 
 @bench_app.command("train")

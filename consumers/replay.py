@@ -20,13 +20,13 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from pydantic import BaseModel, ConfigDict, Field
 
+from consumers.replay_model import ReplayError, ReplayRequest, ReplayResult, parse_since, replay_config
+from consumers.replay_sql import SqlReplay, run_sql_replay
 from judges import HeuristicJudge, JudgeCache, build_judge, build_ruler
 from schemas.codec import Codec
 from schemas.errors import CodecError
@@ -34,65 +34,8 @@ from schemas.models import TrajectoryCompleted
 from schemas.settings import ArtConfig
 
 Progress = Callable[[int, int | None], None]  # (records read, records expected or None while unknown)
-
-
-class ReplayError(Exception):
-    """The replay could not start (bad arguments, no broker, no mirror)."""
-
-
-class ReplayRequest(BaseModel):
-    """What to re-score and under which versions (the CLI's arguments, validated)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    since: datetime | None = Field(None, description="completed_at lower bound; None = from the beginning")
-    judge: str = Field(pattern=r"^[^@\s]+@[^@\s]+$", description="name@version of the judge to run")
-    reward_version: str | None = Field(None, description="RULER version; None = judgments only")
-    source: Literal["topic", "clickhouse"] = "topic"
-    idle_s: float = Field(3.0, gt=0, description="stop reading a topic after this long without records")
-
-    @property
-    def judge_name(self) -> str:
-        return self.judge.split("@", 1)[0]
-
-    @property
-    def judge_version(self) -> str:
-        return self.judge.split("@", 1)[1]
-
-
-def parse_since(text: str) -> datetime | None:
-    """``beginning`` -> None; an ISO date or time (naive = UTC) -> aware datetime."""
-    if text.strip().lower() in ("beginning", "earliest", ""):
-        return None
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ReplayError(f"--from must be an ISO date/time or 'beginning', not {text!r}") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-@dataclass
-class ReplayResult:
-    read: int = 0
-    rescored: int = 0
-    skipped_before_since: int = 0
-    duplicates: int = 0
-    undecodable: int = 0
-    judge_failures: int = 0
-    judgments: int = 0
-    rewards: int = 0
-    groups: int = 0
-    seconds: float = 0.0
-    note: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def replay_config(cfg: ArtConfig, request: ReplayRequest) -> ArtConfig:
-    """The configuration the replay judges under: the requested judge and reward versions."""
-    judge = cfg.judge.model_copy(update={"name": request.judge_name, "version": request.judge_version,
-                                         "reward_version": request.reward_version or cfg.judge.reward_version})
-    return cfg.model_copy(update={"judge": judge})
+Batch = list[tuple[int, int, int, bytes]]  # (log epoch, partition, offset, value)
+__all__ = ["ReplayError", "ReplayRequest", "ReplayResult", "parse_since", "read_topic", "run_replay"]
 
 
 class Rescorer:
@@ -206,8 +149,9 @@ async def start_offsets(client: Any, topic: str, partitions: list[int], since: d
 
 
 async def read_topic(consumer: AIOKafkaConsumer, topic: str, starts: dict[int, int], idle_s: float,
-                     progress: Progress | None = None, max_records: int = 5000) -> AsyncIterator[list[bytes]]:
-    """Values from ``starts`` up to each partition's highwater as first seen in a fetch response."""
+                     progress: Progress | None = None, max_records: int = 5000
+                     ) -> AsyncIterator[list[tuple[int, int, bytes]]]:
+    """(partition, offset, value) from ``starts`` up to each partition's highwater as first seen in a fetch."""
     tps = [TopicPartition(topic, p) for p in sorted(starts)]
     consumer.assign(tps)
     for tp in tps:
@@ -218,9 +162,9 @@ async def read_topic(consumer: AIOKafkaConsumer, topic: str, starts: dict[int, i
     while True:
         batch = await consumer.getmany(*[tp for tp in tps if tp not in target or position[tp] < target[tp]],
                                        timeout_ms=200, max_records=max_records)
-        values: list[bytes] = []
+        values: list[tuple[int, int, bytes]] = []
         for tp, records in batch.items():
-            values.extend(r.value for r in records if r.value is not None)
+            values.extend((tp.partition, r.offset, r.value) for r in records if r.value is not None)
             position[tp] = records[-1].offset + 1
         for tp in tps:
             if tp not in target and (hw := consumer.highwater(tp)) is not None:
@@ -238,33 +182,80 @@ async def read_topic(consumer: AIOKafkaConsumer, topic: str, starts: dict[int, i
             return
 
 
-def read_mirror(client: Any, since: datetime | None, chunk: int = 5000) -> tuple[int, Iterable[list[bytes]]]:
-    """(count, chunks of raw payloads) of mirrored trajectories completed at/after ``since``."""
+async def topic_batches(cfg: ArtConfig, request: ReplayRequest, bootstrap: str, client: Any, log_epoch: int | None,
+                        progress: Progress | None) -> AsyncIterator[Batch]:
+    """The trajectories topic from the start offsets of ``request.since`` to its highwater."""
+    topic = cfg.kafka.topics().trajectories.name
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=f"{cfg.kafka.topic_prefix}replay-{uuid.uuid4().hex[:12]}",
+        enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=100,
+        max_partition_fetch_bytes=8 * 1024 * 1024)
+    await consumer.start()
+    try:
+        partitions = sorted(await _partitions(consumer, topic))
+        starts = await start_offsets(client, topic, partitions, request.since, log_epoch)
+        epoch = log_epoch or 0
+        async for records in read_topic(consumer, topic, starts, request.idle_s, progress):
+            yield [(epoch, p, o, v) for p, o, v in records]
+    finally:
+        await consumer.stop()
+
+
+async def mirror_batches(client: Any, since: datetime | None, progress: Progress | None,
+                         chunk: int = 5000) -> AsyncIterator[Batch]:
+    """Mirrored trajectories completed at/after ``since`` (one record per session), in chunks."""
     where = "WHERE completed_at >= {since:DateTime64(6, 'UTC')}" if since else ""
     params = {"since": since} if since else {}
-    total = int(client.query(f"SELECT uniqExact(session_id) FROM trajectories {where}",
-                             parameters=params).result_rows[0][0])
+    rows = await asyncio.to_thread(client.query, f"SELECT uniqExact(session_id) FROM trajectories {where}",
+                                   parameters=params)
+    total, done, offset = int(rows.result_rows[0][0]), 0, 0
+    while True:
+        result = await asyncio.to_thread(
+            client.query, f"SELECT log_epoch, partition, offset, payload FROM trajectories {where} "
+            f"ORDER BY completed_at, session_id LIMIT 1 BY session_id LIMIT {chunk} OFFSET {offset}",
+            parameters=params, column_formats={"payload": "bytes"})
+        if not result.result_rows:
+            return
+        batch = [(int(e), int(p), int(o), bytes(v)) for e, p, o, v in result.result_rows]
+        offset += len(batch)
+        done += len(batch)
+        yield batch
+        if progress is not None:
+            progress(done, total)
 
-    def chunks() -> Iterable[list[bytes]]:
-        offset = 0
-        while True:
-            rows = client.query(
-                f"SELECT payload FROM trajectories {where} ORDER BY completed_at, session_id LIMIT 1 BY session_id "
-                f"LIMIT {chunk} OFFSET {offset}", parameters=params, column_formats={"payload": "bytes"}).result_rows
-            if not rows:
-                return
-            yield [bytes(r[0]) for r in rows]
-            offset += len(rows)
 
-    return total, chunks()
+def use_sql(request: ReplayRequest, client: Any) -> bool:
+    """Whether the columnar engine runs: asked for, or ``auto`` with the heuristic judge and a store."""
+    if request.engine == "sql":
+        if request.judge_name != "heuristic":
+            raise ReplayError(f"--engine sql runs the heuristic judge only, not {request.judge_name!r}")
+        if client is None:
+            raise ReplayError("--engine sql needs a reachable ClickHouse")
+        return True
+    return request.engine == "auto" and request.judge_name == "heuristic" and client is not None
 
 
 async def run_replay(cfg: ArtConfig, request: ReplayRequest, codec: Codec, bootstrap: str, *, client: Any = None,
                      log_epoch: int | None = None, progress: Progress | None = None) -> ReplayResult:
-    """Re-score and produce; returns once every produced event is acknowledged by the broker."""
+    """Re-score; returns once every result is stored (sql) or acknowledged by the broker (python)."""
+    if request.source == "clickhouse" and client is None:
+        raise ReplayError("--source clickhouse needs a reachable ClickHouse")
+    batches = (mirror_batches(client, request.since, progress) if request.source == "clickhouse"
+               else topic_batches(cfg, request, bootstrap, client, log_epoch, progress))
+    if use_sql(request, client):
+        result = await run_sql_replay(SqlReplay(client, cfg, request, codec), batches)
+    else:
+        result = await _python_replay(cfg, request, codec, bootstrap, batches)
+    if request.source == "topic":
+        result.note = await _older_history_note(client, request.since, log_epoch)
+    return result
+
+
+async def _python_replay(cfg: ArtConfig, request: ReplayRequest, codec: Codec, bootstrap: str,
+                         batches: AsyncIterator[Batch]) -> ReplayResult:
+    """Decode, judge and RULER in Python; produce the new events to their topics."""
     started = time.perf_counter()
     rescorer = Rescorer(cfg, request, codec)
-    topic = cfg.kafka.topics().trajectories.name
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=1024 * 1024,
                                 max_request_size=16 * 1024 * 1024)
     await producer.start()
@@ -278,31 +269,8 @@ async def run_replay(cfg: ArtConfig, request: ReplayRequest, codec: Codec, boots
             futures.clear()
 
     try:
-        if request.source == "clickhouse":
-            if client is None:
-                raise ReplayError("--source clickhouse needs a reachable ClickHouse")
-            total, chunks = await asyncio.to_thread(read_mirror, client, request.since)
-            done = 0
-            iterator = iter(chunks)
-            while (raws := await asyncio.to_thread(next, iterator, None)) is not None:
-                await emit(await rescorer.batch(raws))
-                done += len(raws)
-                if progress is not None:
-                    progress(done, total)
-        else:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=bootstrap, group_id=f"{cfg.kafka.topic_prefix}replay-{uuid.uuid4().hex[:12]}",
-                enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=100,
-                max_partition_fetch_bytes=8 * 1024 * 1024)
-            await consumer.start()
-            try:
-                partitions = sorted(await _partitions(consumer, topic))
-                starts = await start_offsets(client, topic, partitions, request.since, log_epoch)
-                async for raws in read_topic(consumer, topic, starts, request.idle_s, progress):
-                    await emit(await rescorer.batch(raws))
-            finally:
-                await consumer.stop()
-            rescorer.result.note = await _older_history_note(client, request.since, log_epoch)
+        async for records in batches:
+            await emit(await rescorer.batch(v for *_, v in records))
         await emit(await rescorer.finish())
         await producer.flush()
         await asyncio.gather(*futures)

@@ -1,10 +1,12 @@
 """Replay benchmark: re-score rate with the heuristic judge against the raw consume rate of the same topic.
 
-``python -m consumers.replay_bench --trajectories N``; the last line printed is one JSON object.
-Both rates are measured in the same run on the same topic: raw = a fresh consumer reading every
-record to the highwater without decoding; replay = ``run_replay`` (read, decode, judge, RULER per
-group of 4, encode, produce judgments and rewards, wait for the broker's acks). ``stages`` times
-each CPU step alone on the same records, in memory, to say where the time goes.
+``art bench replay --trajectories N``; the last line printed is one JSON object.
+All rates are measured in the same run on the same topic: raw = a fresh consumer reading every
+record to the highwater without decoding; replay = ``run_replay`` with the chosen engine into a
+fresh chDB store: ``sql`` (read, stage in ClickHouse, judge and RULER in SQL, rows stored) or
+``python`` (read, decode, judge, RULER per group of 4, encode, produce judgments and rewards, wait
+for the broker's acks). With ``--baseline`` the Python engine also runs, as a same-run reference.
+``stages`` times each Python CPU step alone on the same records, in memory.
 """
 
 from __future__ import annotations
@@ -106,7 +108,8 @@ def stages(codec: Codec, raws: list[bytes], topic: str) -> dict[str, float]:
     return out
 
 
-def bench_replay(trajectories: int, *, steps: int = 5, bootstrap: str | None = None) -> dict[str, Any]:
+def bench_replay(trajectories: int, *, steps: int = 5, bootstrap: str | None = None, engine: str = "sql",
+                 baseline: bool = False) -> dict[str, Any]:
     """Produce ``trajectories`` records, then time a raw read and a full heuristic replay of them."""
     broker = None
     if not bootstrap:
@@ -115,14 +118,15 @@ def bench_replay(trajectories: int, *, steps: int = 5, bootstrap: str | None = N
         broker = EmbeddedBroker().start()
         bootstrap = broker.bootstrap
     try:
-        return asyncio.run(_bench(trajectories, steps, bootstrap))
+        return asyncio.run(_bench(trajectories, steps, bootstrap, engine, baseline))
     finally:
         if broker is not None:
             broker.stop()
 
 
-async def _bench(trajectories: int, steps: int, bootstrap: str) -> dict[str, Any]:
+async def _bench(trajectories: int, steps: int, bootstrap: str, engine: str, baseline: bool) -> dict[str, Any]:
     from stack.broker import create_topics
+    from store.clickhouse import connect, ensure_schema
 
     data_dir = Path(tempfile.mkdtemp(prefix="art-bench-replay-"))
     cfg = ArtConfig(kafka=KafkaConfig(topic_prefix=f"bench{uuid.uuid4().hex[:6]}.", bootstrap=bootstrap),
@@ -135,17 +139,33 @@ async def _bench(trajectories: int, steps: int, bootstrap: str) -> dict[str, Any
               for t in (make_trajectory(i, steps) for i in range(trajectories))]
     await _produce(bootstrap, name, values)
     raw_n, raw_s = await _raw_consume(bootstrap, name, topics.trajectories.partitions)
-    request = ReplayRequest(judge="heuristic@bench", reward_version="ruler-heuristic@bench")
-    result = await run_replay(cfg, request, codec, bootstrap)
+    client = connect(f"chdb://{data_dir / 'clickhouse'}", "art")
+    ensure_schema(client)
+    request = ReplayRequest(judge="heuristic@bench", reward_version="ruler-heuristic@bench",
+                            engine=engine)  # type: ignore[arg-type]
+    result = await run_replay(cfg, request, codec, bootstrap, client=client)
+    stored = client.query("SELECT (SELECT count() FROM judgments), (SELECT count() FROM rewards)").result_rows[0]
+    out: dict[str, Any] = {"engine": engine, "events": result.rescored, "seconds": round(result.seconds, 3),
+                           "events_per_s": _rate(result.rescored, result.seconds), "phases": result.phases}
+    if baseline:
+        other = "python" if engine == "sql" else "sql"
+        again = await run_replay(cfg, ReplayRequest(judge="heuristic@base", reward_version="ruler-heuristic@base",
+                                                    engine=other), codec, bootstrap, client=client)  # type: ignore[arg-type]
+        out[f"{other}_events_per_s"] = _rate(again.rescored, again.seconds)
+    raw_per_s = _rate(raw_n, raw_s)
     sample = [v for _, v in values[: min(len(values), 20_000)]]
-    profile = stages(codec, sample, name)
-    events_per_s = result.rescored / result.seconds if result.seconds else 0.0
-    raw_per_s = raw_n / raw_s if raw_s else 0.0
-    return {"events": result.rescored, "seconds": round(result.seconds, 3), "events_per_s": round(events_per_s),
-            "raw_events": raw_n, "raw_seconds": round(raw_s, 3), "raw_events_per_s": round(raw_per_s),
-            "ratio": round(events_per_s / raw_per_s, 4) if raw_per_s else None,
-            "judgments": result.judgments, "rewards": result.rewards, "steps_per_trajectory": steps,
-            "payload_bytes": sum(len(v) for _, v in values) // max(1, len(values)), "stages_events_per_s": profile}
+    out.update({"raw_events": raw_n, "raw_seconds": round(raw_s, 3), "raw_events_per_s": raw_per_s,
+                "ratio": round(out["events_per_s"] / raw_per_s, 4) if raw_per_s else None,
+                "judgments": result.judgments, "rewards": result.rewards,
+                "stored_judgments": int(stored[0]) if engine == "sql" else None,
+                "stored_rewards": int(stored[1]) if engine == "sql" else None, "steps_per_trajectory": steps,
+                "payload_bytes": sum(len(v) for _, v in values) // max(1, len(values)),
+                "stages_events_per_s": stages(codec, sample, name)})
+    return out
+
+
+def _rate(n: int, seconds: float) -> int:
+    return round(n / seconds) if seconds else 0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -153,8 +173,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trajectories", type=int, default=20_000)
     parser.add_argument("--steps", type=int, default=5, help="steps per trajectory")
     parser.add_argument("--bootstrap", default="", help="an existing broker (default: start an embedded one)")
+    parser.add_argument("--engine", choices=["sql", "python"], default="sql")
+    parser.add_argument("--baseline", action="store_true", help="also run the other engine in the same run")
     args = parser.parse_args(argv)
-    print(json.dumps(bench_replay(args.trajectories, steps=args.steps, bootstrap=args.bootstrap or None)))
+    print(json.dumps(bench_replay(args.trajectories, steps=args.steps, bootstrap=args.bootstrap or None,
+                                  engine=args.engine, baseline=args.baseline)))
 
 
 if __name__ == "__main__":

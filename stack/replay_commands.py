@@ -24,6 +24,9 @@ def replay(
         help="RULER version to assign too (e.g. ruler-heuristic@2); omitted: judgments only")] = None,
     source: Annotated[str, typer.Option(help="topic (the log) or clickhouse (the mirror, older history)")] = "topic",
     idle_s: Annotated[float, typer.Option(help="stop reading the topic after this long without records")] = 3.0,
+    engine: Annotated[str, typer.Option(
+        help="sql: judge in ClickHouse, rows straight to the store (heuristic judge); python: judge here and "
+             "produce events to the judgments/rewards topics; auto: sql when the judge is heuristic")] = "auto",
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as one JSON line")] = False,
 ) -> None:
@@ -31,7 +34,7 @@ def replay(
     cfg = config_or_exit(config)
     try:
         request = ReplayRequest(since=parse_since(since), judge=judge, reward_version=reward_version,
-                                source=source, idle_s=idle_s)  # type: ignore[arg-type]
+                                source=source, idle_s=idle_s, engine=engine)  # type: ignore[arg-type]
     except (ReplayError, ValidationError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -40,7 +43,8 @@ def replay(
     if not bootstrap:
         console.print("[red]error:[/red] no kafka.bootstrap configured and no running stack (`art up`)")
         raise typer.Exit(1)
-    client = store_client(cfg) if request.since is not None or request.source == "clickhouse" else None
+    needs_store = request.since is not None or request.source == "clickhouse" or request.engine != "python"
+    client = store_client(cfg) if needs_store else None
     codec = Codec(registry_for(cfg.kafka.schema_registry_url, cfg.storage.data_dir))
     epoch = info.log_epoch if info else None
     with Progress(TextColumn("[bold]replay[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -57,10 +61,12 @@ def replay(
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
     summary: dict[str, Any] = result.as_dict()
+    summary["engine"] = "sql" if result.phases else "python"
     if as_json:
         print(json.dumps(summary))
         return
-    console.print(f"[green]replayed[/green] {result.rescored} trajectories in {result.seconds:.1f} s: "
+    console.print(f"[green]replayed[/green] {result.rescored} trajectories in {result.seconds:.1f} s "
+                  f"({summary['engine']} engine): "
                   f"{result.judgments} judgments ({request.judge}), {result.rewards} rewards "
                   f"({request.reward_version or 'none'}) in {result.groups} groups; skipped "
                   f"{result.skipped_before_since} before --from, {result.duplicates} duplicates, "

@@ -125,19 +125,42 @@ def test_replay_with_new_versions_adds_them_beside_the_old(stack: RunningStack) 
 
 
 def test_second_identical_replay_adds_no_rows(stack: RunningStack) -> None:
-    every = State.ids + State.later_ids
     client = stack.client()
     before = rows(client, "SELECT (SELECT count() FROM judgments), (SELECT count() FROM rewards)")[0]
     again = replay(stack, "--from", "beginning", "--judge", "heuristic@2", "--reward-version", "ruler-heuristic@2")
+    assert (again["engine"], again["judgments"], again["rewards"]) == ("sql", 20, 20)  # re-scored...
+    after = rows(client, "SELECT (SELECT count() FROM judgments), (SELECT count() FROM rewards)")[0]
+    assert after == before  # ...and not stored twice
+
+
+def test_python_engine_emits_events_with_the_sql_engines_scores(stack: RunningStack) -> None:
+    every = State.ids + State.later_ids
+    client = stack.client()
+    first = replay(stack, "--from", "beginning", "--judge", "heuristic@py", "--reward-version", "ruler-heuristic@py",
+                   "--engine", "python")
+    assert (first["engine"], first["judgments"], first["rewards"], first["groups"]) == ("python", 20, 20, 7)
+    wait_for(lambda: count(client, "rewards", every, "reward_version = 'ruler-heuristic@py'") >= 20, timeout_s=60)
+    wait_for(lambda: count(client, "judgments", every, "judge_version = 'py'") >= 20, timeout_s=60)
+    same_judgments = rows(client, """SELECT countIf(a.overall = b.overall AND a.step_rewards = b.step_rewards
+        AND a.reasoning = b.reasoning) FROM judgments AS a INNER JOIN judgments AS b ON a.session_id = b.session_id
+        WHERE a.judge_version = '2' AND b.judge_version = 'py'""")[0][0]
+    same_rewards = rows(client, """SELECT countIf(a.total = b.total AND abs(a.advantage - b.advantage) < 1e-9
+        AND a.reasoning = b.reasoning) FROM rewards AS a INNER JOIN rewards AS b ON a.session_id = b.session_id
+        WHERE a.reward_version = 'ruler-heuristic@2' AND b.reward_version = 'ruler-heuristic@py'""")[0][0]
+    assert (same_judgments, same_rewards) == (20, 20)
+    before = rows(client, "SELECT (SELECT count() FROM judgments), (SELECT count() FROM rewards)")[0]
+    again = replay(stack, "--from", "beginning", "--judge", "heuristic@py", "--reward-version", "ruler-heuristic@py",
+                   "--engine", "python")
     assert again["judgments"] == 20 and again["rewards"] == 20  # produced again...
     # ...and dropped by the sink. Barrier: a later replay's events share partitions (keyed by session)
     # with the repeated ones, so once all of its rows are in, the repeats have been processed too.
-    replay(stack, "--from", "beginning", "--judge", "heuristic@barrier", "--reward-version", "ruler-heuristic@barrier")
+    replay(stack, "--from", "beginning", "--judge", "heuristic@barrier", "--reward-version", "ruler-heuristic@barrier",
+           "--engine", "python")
     wait_for(lambda: count(client, "rewards", every, "reward_version = 'ruler-heuristic@barrier'") >= 20)
     wait_for(lambda: count(client, "judgments", every, "judge_version = 'barrier'") >= 20)
     after = rows(client, "SELECT (SELECT count() FROM judgments), (SELECT count() FROM rewards)")[0]
     assert after == (before[0] + 20, before[1] + 20)
-    assert count(client, "judgments", every, "judge_version = '2'") == 20
+    assert count(client, "judgments", every, "judge_version = 'py'") == 20
 
 
 def test_replay_from_a_time_reads_only_later_trajectories(stack: RunningStack) -> None:
@@ -165,7 +188,7 @@ def test_views_answer_analyst_questions(stack: RunningStack) -> None:
     latest = rows(client, "SELECT session_id, reward_version FROM latest_rewards WHERE session_id IN "
                           "{ids:Array(String)}", ids=State.ids)
     assert len(latest) == 16 and {v for _, v in latest} <= {"ruler-heuristic@2", "ruler-heuristic@barrier"}
-    assert rows(client, "SELECT versions FROM latest_rewards WHERE session_id = {s:String}", s=State.ids[0]) == [(3,)]
+    assert rows(client, "SELECT versions FROM latest_rewards WHERE session_id = {s:String}", s=State.ids[0]) == [(4,)]
     shift = rows(client, "SELECT count(), max(abs(shift)) FROM judge_version_comparison("
                          "old_judge = 'heuristic@1', new_judge = 'heuristic@2')")[0]
     assert shift == (20, 0.0)

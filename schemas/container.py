@@ -1,0 +1,124 @@
+"""Avro object containers from Confluent-framed records, so ClickHouse decodes them in bulk.
+
+A Confluent record is ``0x00 | schema id (4 bytes) | Avro body``. An Avro object container file
+(OCF) is a header carrying the writer schema, then blocks of concatenated bodies. Re-framing is
+byte concatenation: no record is decoded in Python, and ClickHouse's C++ Avro reader (``FORMAT
+Avro``) does the decoding column by column. That is what makes bulk re-scoring fast (see
+``consumers/replay_sql.py``).
+
+Because an Avro record is the plain concatenation of its fields, the container's schema may be a
+*wrapper*: extra leading fields (``src_epoch``, ``src_partition``, ``src_offset``) whose encoded values we prepend
+to each body. Each row then carries its log coordinates into ClickHouse without a second pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+MAGIC = b"Obj\x01"
+SOURCE_FIELDS: list[dict[str, Any]] = [
+    {"name": "src_epoch", "type": "long"},
+    {"name": "src_partition", "type": "int"},
+    {"name": "src_offset", "type": "long"},
+]
+SOURCE_COLUMNS = "src_epoch Int64, src_partition Int32, src_offset Int64"
+
+
+def zigzag(n: int) -> bytes:
+    """Avro's variable-length zig-zag encoding of an int/long."""
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def object_container(schema: str, bodies: Sequence[bytes], sync: bytes | None = None) -> bytes:
+    """One uncompressed OCF holding ``bodies`` (already Avro-encoded with ``schema``) in one block."""
+    sync = sync or os.urandom(16)
+    meta = {b"avro.schema": schema.encode(), b"avro.codec": b"null"}
+    header = MAGIC + zigzag(len(meta)) + b"".join(zigzag(len(k)) + k + zigzag(len(v)) + v for k, v in meta.items())
+    data = b"".join(bodies)
+    return header + zigzag(0) + sync + zigzag(len(bodies)) + zigzag(len(data)) + data + sync
+
+
+def with_source_fields(schema: str) -> str:
+    """The record schema with the log coordinates (``SOURCE_FIELDS``) as its first fields."""
+    doc = json.loads(schema)
+    doc["fields"] = SOURCE_FIELDS + doc["fields"]
+    return json.dumps(doc)
+
+
+def split_by_schema(records: Iterable[tuple[int, int, int, bytes]]) -> tuple[dict[int, list[bytes]], int]:
+    """(epoch, partition, offset, framed record) -> (wrapper bodies by writer schema id, records
+    skipped because they are not Confluent-framed: too short or a wrong magic byte)."""
+    out: dict[int, list[bytes]] = {}
+    skipped = 0
+    for epoch, partition, offset, raw in records:
+        if len(raw) < 5 or raw[0] != 0:
+            skipped += 1
+            continue
+        body = zigzag(epoch) + zigzag(partition) + zigzag(offset) + raw[5:]
+        out.setdefault(int.from_bytes(raw[1:5], "big"), []).append(body)
+    return out, skipped
+
+
+def clickhouse_type(avro: Any, named: dict[str, Any] | None = None, namespace: str = "") -> str:
+    """The ClickHouse column type that ``FORMAT Avro`` reads an Avro type into (records -> named
+    Tuples, unions of several branches -> Variant, enums -> String, timestamp-micros -> DateTime64)."""
+    named = {} if named is None else named
+    if isinstance(avro, str):
+        if avro in named:
+            return clickhouse_type(named[avro], named, namespace)
+        qualified = f"{namespace}.{avro}"
+        if qualified in named:
+            return clickhouse_type(named[qualified], named, namespace)
+        return _PRIMITIVES[avro]
+    if isinstance(avro, list):
+        branches = [b for b in avro if b != "null"]
+        if len(branches) == 1:
+            inner = clickhouse_type(branches[0], named, namespace)
+            nullable = "null" in avro and not inner.startswith(("Tuple", "Array", "Map", "Variant"))
+            return f"Nullable({inner})" if nullable else inner
+        return "Variant(" + ", ".join(clickhouse_type(b, named, namespace) for b in branches) + ")"
+    kind = avro["type"]
+    if kind in ("record", "enum", "fixed"):
+        ns = avro.get("namespace", namespace)
+        full = avro["name"] if "." in avro["name"] else f"{ns}.{avro['name']}"
+        named[full] = avro
+        if kind == "enum":
+            return "String"
+        if kind == "fixed":
+            return f"FixedString({avro['size']})"
+        fields = ", ".join(f"{f['name']} {clickhouse_type(f['type'], named, ns)}" for f in avro["fields"])
+        return f"Tuple({fields})"
+    if kind == "array":
+        return f"Array({clickhouse_type(avro['items'], named, namespace)})"
+    if kind == "map":
+        return f"Map(String, {clickhouse_type(avro['values'], named, namespace)})"
+    if avro.get("logicalType") == "timestamp-micros":
+        return "DateTime64(6, 'UTC')"
+    if avro.get("logicalType") == "timestamp-millis":
+        return "DateTime64(3, 'UTC')"
+    return clickhouse_type(kind, named, namespace)
+
+
+def field_types(schema: str, names: Sequence[str]) -> dict[str, str]:
+    """ClickHouse types of the named top-level fields of a record schema (resolving named types)."""
+    doc = json.loads(schema)
+    named: dict[str, Any] = {}
+    ns = doc.get("namespace", "")
+    types = {f["name"]: clickhouse_type(f["type"], named, ns) for f in doc["fields"]}
+    missing = [n for n in names if n not in types]
+    if missing:
+        raise KeyError(f"{doc['name']} has no field(s) {missing}")
+    return {n: types[n] for n in names}
+
+
+_PRIMITIVES = {"string": "String", "bytes": "String", "long": "Int64", "int": "Int32", "double": "Float64",
+               "float": "Float32", "boolean": "Bool", "null": "Nullable(Nothing)"}
