@@ -119,11 +119,12 @@ def run(agents: int = 200, steps: int = 100, processes: int = 2, workers: int = 
         for p in procs:
             p.join()
         time.sleep(1.0)
-        total, distinct, p50, p99, first_emit, last_visible = client.query(
+        total, distinct, p50, p99, first_emit, last_visible, last_emit = client.query(
             "SELECT count(), count(DISTINCT (session_id, seq)), "
             "quantile(0.5)(dateDiff('millisecond', emitted_at, inserted_at)), "
             "quantile(0.99)(dateDiff('millisecond', emitted_at, inserted_at)), "
-            "toFloat64(min(emitted_at)), toFloat64(max(inserted_at)) FROM steps").result_rows[0]
+            "toFloat64(min(emitted_at)), toFloat64(max(inserted_at)), toFloat64(max(emitted_at)) "
+            "FROM steps").result_rows[0]
         seconds = float(last_visible) - float(first_emit)
         rate = distinct / seconds if seconds > 0 else 0.0
         trajectories = client.query("SELECT count() FROM trajectories").result_rows[0][0]
@@ -131,6 +132,7 @@ def run(agents: int = 200, steps: int = 100, processes: int = 2, workers: int = 
                 "raw_events_per_s": round(raw_rate, 1), "ratio": round(rate / raw_rate, 3) if raw_rate else 0.0,
                 "p50_ms": float(p50), "p99_ms": float(p99), "lost": expected - distinct, "duplicated": total - distinct,
                 "trajectories": trajectories, "agents": agents, "steps": steps, "processes": processes,
-                "wall_s": round(end - start_at, 3), "cpus": os.cpu_count()}
+                "wall_s": round(end - start_at, 3), "cpus": os.cpu_count(),
+                "emit_seconds": round(float(last_emit) - float(first_emit), 3)}
     finally:
         stack.stop()

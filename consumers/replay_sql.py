@@ -26,12 +26,13 @@ from typing import Any
 
 from consumers.replay_model import ReplayRequest, ReplayResult
 from judges import JudgeWeights
-from judges.heuristic_sql import INPUT_FIELDS, SqlHeuristic, literal, measure_select, unique_select
+from judges.heuristic_sql import INPUT_FIELDS, SqlHeuristic, measure_select, unique_select
 from schemas.catalog import schema_text
 from schemas.codec import Codec
 from schemas.container import SOURCE_COLUMNS, field_types, object_container, split_by_schema, with_source_fields
 from schemas.errors import CodecError
 from schemas.settings import ArtConfig
+from store.clickhouse import literal
 
 log = logging.getLogger(__name__)
 TRAJECTORY = "art.TrajectoryCompleted"

@@ -1,10 +1,14 @@
 """The ClickHouse sink: a consumer group that mirrors every topic into tables, exactly.
 
 Exactness on an at-least-once log: rows whose natural key already exists are dropped before the
-insert (the sink remembers keys of the sessions it owns and asks ClickHouse about sessions it has
-not seen), each insert carries a deterministic deduplication token (a retried insert is a no-op),
-and offsets are committed only after ClickHouse has the rows. If ClickHouse is down, the sink backs
-off and retries the same batch: nothing is committed, nothing is lost.
+insert, each insert carries a deterministic deduplication token (a retried insert is a no-op), and
+offsets are committed only after ClickHouse has the rows. If ClickHouse is down, the sink backs off
+and retries the same batch: nothing is committed, nothing is lost.
+
+Session events, the high-volume topic, are not decoded here: each batch is re-framed into one Avro
+container and ClickHouse decodes it, applies the event rules and drops known keys (``store.ingest``).
+Python only checks the 5-byte header (and re-encodes records of an older writer schema). Other
+topics are decoded here; known keys are remembered per session and looked up for unseen ones.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from clickhouse_connect.driver.client import Client
 
 from consumers.rows import TABLES_BY_RECORD, TableSpec, rows_for
 from schemas.codec import Codec
+from schemas.container import object_container, with_fields, zigzag
 from schemas.errors import CodecError
 from schemas.rules import violation_of_dict
 from schemas.topics import Topics
+from store.ingest import INGEST_FIELDS, ensure_ingest
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class SinkStats:
     inserted: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    landed: int = 0  # session events handed to ClickHouse to decode (rows are counted there)
     duplicates: int = 0
     invalid: int = 0
     batches: int = 0
@@ -79,8 +86,11 @@ class ClickHouseSink:
     """Consumes ``topics`` as group ``group_id`` and writes every record into its tables."""
 
     def __init__(self, bootstrap: str, topics: Topics, codec: Codec, client: Client, *, group_id: str,
-                 log_epoch: int = 0, max_records: int = 5000, poll_ms: int = 100, max_backoff_s: float = 5.0) -> None:
+                 log_epoch: int = 0, max_records: int = 20000, poll_ms: int = 100, max_backoff_s: float = 5.0,
+                 decode_in_clickhouse: bool = True) -> None:
         self.topics = topics
+        self.decode_in_clickhouse = decode_in_clickhouse
+        self._landing: tuple[str, int, str] | None = None  # (table, current schema id, container schema)
         self.codec = codec
         self.client = client
         self.log_epoch = log_epoch
@@ -128,12 +138,86 @@ class ClickHouseSink:
         await self._consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
         self.stats.batches += 1
 
+    def _landing_table(self) -> tuple[str, int, str] | None:
+        """The ClickHouse-side decoder for the current SessionEvent schema (created on first use)."""
+        if self._landing is None and self.decode_in_clickhouse:
+            topic = self.topics.session_events.name
+            schema_id = self.codec.schema_id(topic, "art.SessionEvent")
+            schema = self.codec.registry.schema_by_id(schema_id)
+            try:
+                table = ensure_ingest(self.client, schema, schema_id)
+            except Exception as exc:  # e.g. a ClickHouse without Variant: decode here instead
+                if "Code:" not in str(exc):
+                    raise  # not an answer from ClickHouse (unreachable): retry the batch later
+                log.warning("ClickHouse cannot decode session events (%s); decoding them in Python", exc)
+                self.decode_in_clickhouse = False
+                return None
+            self._landing = (table, schema_id, with_fields(schema, INGEST_FIELDS))
+        return self._landing
+
+    def _land(self, landing: tuple[str, int, str], parts: list[tuple[TopicPartition, list[Any]]]) -> None:
+        """Frame session events into one container; ClickHouse decodes, checks and stores them."""
+        table, current, container = landing
+        bodies: list[bytes] = []
+        sources: list[bytes] = []
+        for tp, messages in parts:
+            topic = tp.topic.encode()
+            prefix = zigzag(self.log_epoch) + zigzag(len(topic)) + topic + zigzag(tp.partition)
+            for msg in messages:
+                raw = msg.value
+                body = self._body(raw, current)
+                if body is None:
+                    self.stats.invalid += 1  # the stream dead-letters bad session events
+                    continue
+                bodies.append(prefix + zigzag(msg.offset) + zigzag(len(raw)) + raw + body)
+                sources.append(raw)
+        if not bodies:
+            return
+        try:
+            self.client.raw_insert(table, None, object_container(container, bodies), fmt="Avro")
+        except Exception:
+            # A body ClickHouse cannot read (the header was fine): find it with the Python codec.
+            good = [i for i, raw in enumerate(sources) if self._decodes(raw)]
+            if len(good) == len(bodies):
+                raise  # every record is fine: ClickHouse itself failed; back off and retry
+            self.stats.invalid += len(bodies) - len(good)
+            if good:
+                self.client.raw_insert(table, None, object_container(container, [bodies[i] for i in good]),
+                                       fmt="Avro")
+            bodies = [bodies[i] for i in good]
+        self.stats.landed += len(bodies)
+
+    def _body(self, raw: bytes | None, current: int) -> bytes | None:
+        """The Avro body in the current schema: as is, re-encoded from an older schema, or None."""
+        if raw is None or len(raw) < 5 or raw[0] != 0:
+            return None
+        if int.from_bytes(raw[1:5], "big") == current:
+            return raw[5:]
+        try:
+            name, data = self.codec.decode_dict(raw)
+        except CodecError:
+            return None
+        if name != "art.SessionEvent":
+            return None
+        return self.codec.encode_dict(self.topics.session_events.name, name, data)[5:]
+
+    def _decodes(self, raw: bytes) -> bool:
+        try:
+            return self.codec.decode_dict(raw)[0] == "art.SessionEvent"
+        except CodecError:
+            return False
+
     def write(self, batch: dict[TopicPartition, list[Any]]) -> dict[str, int]:
         """Decode, drop known keys, insert per table. Synchronous: runs in a worker thread."""
         rows: dict[str, list[list[Any]]] = defaultdict(list)
         specs: dict[str, TableSpec] = {}
         ranges: list[str] = []
         session_topic = self.topics.session_events.name
+        landing = self._landing_table()
+        if landing is not None:
+            sessions = sorted((tp, m) for tp, m in batch.items() if tp.topic == session_topic)
+            self._land(landing, sessions)
+            batch = {tp: m for tp, m in batch.items() if tp.topic != session_topic}
         for tp, messages in sorted(batch.items()):
             ranges.append(f"{tp.topic}/{tp.partition}/{messages[0].offset}-{messages[-1].offset}")
             for msg in messages:
@@ -198,7 +282,7 @@ def log_progress(sink: ClickHouseSink, every_s: float = 10.0) -> Callable[[], No
     last = [time.monotonic(), 0]
 
     def tick() -> None:
-        now, total = time.monotonic(), sum(sink.stats.inserted.values())
+        now, total = time.monotonic(), sum(sink.stats.inserted.values()) + sink.stats.landed
         if now - last[0] >= every_s:
             log.info("sink: %d rows (+%d), %d duplicates dropped, %d invalid", total, total - last[1],
                      sink.stats.duplicates, sink.stats.invalid)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from judges.contract import ID_NAMESPACE, JudgeWeights
 from judges.ruler import ADVANTAGE_EPS, RULER_WEIGHTS
+from store.clickhouse import literal
 
 USE_TOOL = "Tuple(kind String, tool String, input String)"
 ANSWER = "Tuple(kind String, text String)"
@@ -31,11 +32,6 @@ EXPLAIN = ("completion %.2f (%s); efficiency %.2f (%d steps vs estimate %d); too
 # Columns the measurement needs from a trajectory (names of TrajectoryCompleted fields).
 INPUT_FIELDS = ("session_id", "agent_name", "group_id", "success_criteria", "steps", "final_answer", "status",
                 "closed_by", "missing_seqs", "completed_at")
-
-
-def literal(text: str) -> str:
-    """A ClickHouse string literal."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def py_strip(expr: str) -> str:

@@ -47,11 +47,16 @@ def object_container(schema: str, bodies: Sequence[bytes], sync: bytes | None = 
     return header + zigzag(0) + sync + zigzag(len(bodies)) + zigzag(len(data)) + data + sync
 
 
+def with_fields(schema: str, fields: list[dict[str, Any]]) -> str:
+    """The record schema with ``fields`` before its own (their encoded values prefix each body)."""
+    doc = json.loads(schema)
+    doc["fields"] = fields + doc["fields"]
+    return json.dumps(doc)
+
+
 def with_source_fields(schema: str) -> str:
     """The record schema with the log coordinates (``SOURCE_FIELDS``) as its first fields."""
-    doc = json.loads(schema)
-    doc["fields"] = SOURCE_FIELDS + doc["fields"]
-    return json.dumps(doc)
+    return with_fields(schema, SOURCE_FIELDS)
 
 
 def split_by_schema(records: Iterable[tuple[int, int, int, bytes]]) -> tuple[dict[int, list[bytes]], int]:
@@ -68,44 +73,55 @@ def split_by_schema(records: Iterable[tuple[int, int, int, bytes]]) -> tuple[dic
     return out, skipped
 
 
-def clickhouse_type(avro: Any, named: dict[str, Any] | None = None, namespace: str = "") -> str:
+def clickhouse_type(avro: Any, named: dict[str, Any] | None = None, namespace: str = "", *,
+                    in_variant: bool = False) -> str:
     """The ClickHouse column type that ``FORMAT Avro`` reads an Avro type into (records -> named
-    Tuples, unions of several branches -> Variant, enums -> String, timestamp-micros -> DateTime64)."""
+    Tuples, unions of several branches -> Variant, enums -> String, timestamp-micros -> DateTime64).
+
+    Inside a Variant, ClickHouse matches branch types exactly as it infers them, so timestamps there
+    carry no time zone and enums are Enum8 (elsewhere values are cast: UTC timestamps, String enums)."""
     named = {} if named is None else named
+
+    def inner(t: Any, ns: str = namespace, variant: bool = in_variant) -> str:
+        return clickhouse_type(t, named, ns, in_variant=variant)
+
     if isinstance(avro, str):
         if avro in named:
-            return clickhouse_type(named[avro], named, namespace)
+            return inner(named[avro])
         qualified = f"{namespace}.{avro}"
         if qualified in named:
-            return clickhouse_type(named[qualified], named, namespace)
+            return inner(named[qualified])
         return _PRIMITIVES[avro]
     if isinstance(avro, list):
         branches = [b for b in avro if b != "null"]
         if len(branches) == 1:
-            inner = clickhouse_type(branches[0], named, namespace)
-            nullable = "null" in avro and not inner.startswith(("Tuple", "Array", "Map", "Variant"))
-            return f"Nullable({inner})" if nullable else inner
-        return "Variant(" + ", ".join(clickhouse_type(b, named, namespace) for b in branches) + ")"
+            one = inner(branches[0])
+            nullable = "null" in avro and not one.startswith(("Tuple", "Array", "Map", "Variant"))
+            return f"Nullable({one})" if nullable else one
+        # ClickHouse names a Variant with its members sorted: so do we, and names compare equal
+        return "Variant(" + ", ".join(sorted(inner(b, variant=True) for b in branches)) + ")"
     kind = avro["type"]
     if kind in ("record", "enum", "fixed"):
         ns = avro.get("namespace", namespace)
         full = avro["name"] if "." in avro["name"] else f"{ns}.{avro['name']}"
         named[full] = avro
         if kind == "enum":
-            return "String"
+            if not in_variant:
+                return "String"
+            values = ", ".join(f"'{sym}' = {i}" for i, sym in enumerate(avro["symbols"]))
+            return f"Enum{8 if len(avro['symbols']) < 128 else 16}({values})"
         if kind == "fixed":
             return f"FixedString({avro['size']})"
-        fields = ", ".join(f"{f['name']} {clickhouse_type(f['type'], named, ns)}" for f in avro["fields"])
+        fields = ", ".join(f"{f['name']} {inner(f['type'], ns)}" for f in avro["fields"])
         return f"Tuple({fields})"
     if kind == "array":
-        return f"Array({clickhouse_type(avro['items'], named, namespace)})"
+        return f"Array({inner(avro['items'])})"
     if kind == "map":
-        return f"Map(String, {clickhouse_type(avro['values'], named, namespace)})"
-    if avro.get("logicalType") == "timestamp-micros":
-        return "DateTime64(6, 'UTC')"
-    if avro.get("logicalType") == "timestamp-millis":
-        return "DateTime64(3, 'UTC')"
-    return clickhouse_type(kind, named, namespace)
+        return f"Map(String, {inner(avro['values'])})"
+    if avro.get("logicalType") in ("timestamp-micros", "timestamp-millis"):
+        precision = 6 if avro["logicalType"] == "timestamp-micros" else 3
+        return f"DateTime64({precision})" if in_variant else f"DateTime64({precision}, 'UTC')"
+    return inner(kind)
 
 
 def field_types(schema: str, names: Sequence[str]) -> dict[str, str]:

@@ -40,6 +40,11 @@ def connect(dsn: str, database: str | None = None, **settings: Any) -> Client:
         raise StoreError(f"cannot open ClickHouse at {dsn}: {exc}") from exc
 
 
+def literal(text: str) -> str:
+    """A ClickHouse string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def ddl_statements() -> list[str]:
     """Every statement of every .sql file, in file order."""
     out: list[str] = []

@@ -27,8 +27,9 @@ async def _sink_until(sink: ClickHouseSink, store, table: str, expected: int, ti
         await task
 
 
+@pytest.mark.parametrize("in_clickhouse", [True, False], ids=["decoded-by-clickhouse", "decoded-in-python"])
 async def test_sink_writes_exact_rows_and_drops_redelivered_duplicates(
-        kafka_bootstrap: str, topics: Topics, store, tmp_path: Path) -> None:
+        kafka_bootstrap: str, topics: Topics, store, tmp_path: Path, in_clickhouse: bool) -> None:
     registry = tmp_path / "registry.json"
     async with make_tracker(kafka_bootstrap, topics, tmp_path / "spool", registry) as tracker:
         ids = await asyncio.gather(*(run_agent(tracker, a, 10) for a in range(5)))
@@ -37,7 +38,8 @@ async def test_sink_writes_exact_rows_and_drops_redelivered_duplicates(
         tracker._resend_recent()
     assert not list((tmp_path / "spool").glob("*.spool"))  # close drained the spool and removed it
     codec = Codec(LocalRegistry(registry))
-    sink = ClickHouseSink(kafka_bootstrap, topics, codec, store, group_id=f"{topics.prefix}sink")
+    sink = ClickHouseSink(kafka_bootstrap, topics, codec, store, group_id=f"{topics.prefix}sink",
+                          decode_in_clickhouse=in_clickhouse)
     await _sink_until(sink, store, "steps", 50)
     assert scalar(store, "SELECT count() FROM steps") == 50
     assert scalar(store, "SELECT count() FROM session_events") == 60
@@ -48,15 +50,25 @@ async def test_sink_writes_exact_rows_and_drops_redelivered_duplicates(
     assert row == ("tool0", "in 6", 106, "boom", "6", topics.session_events.name, True)
     assert scalar(store, "SELECT sum(tokens) FROM steps") == 5 * sum(100 + i for i in range(10))
     # a second sink in the same group starts from the committed offsets: nothing new
-    sink2 = ClickHouseSink(kafka_bootstrap, topics, codec, store, group_id=f"{topics.prefix}sink")
+    sink2 = ClickHouseSink(kafka_bootstrap, topics, codec, store, group_id=f"{topics.prefix}sink",
+                           decode_in_clickhouse=in_clickhouse)
     await _sink_until(sink2, store, "steps", 51, timeout_s=3)
     assert scalar(store, "SELECT count() FROM steps") == 50
     # a fresh group re-reads everything: every row is dropped as known
-    sink3 = ClickHouseSink(kafka_bootstrap, topics, codec, store, group_id=f"{topics.prefix}other")
+    sink3 = ClickHouseSink(kafka_bootstrap, topics, codec, store, group_id=f"{topics.prefix}other",
+                           decode_in_clickhouse=in_clickhouse)
     await _sink_until(sink3, store, "steps", 51, timeout_s=3)
     assert scalar(store, "SELECT count() FROM steps") == 50
-    assert sink.stats.duplicates == 110  # the resent copy: 60 session events + 50 steps
-    assert sink3.stats.duplicates == 2 * 110  # originals and the resent copy
+    assert scalar(store, "SELECT count() FROM session_events") == 60
+    if in_clickhouse:  # every copy went to ClickHouse, which kept the first of each key
+        assert (sink.stats.landed, sink3.stats.landed, sink.stats.duplicates) == (120, 120, 0)
+        # originals fill each partition's first offsets, the resent copies follow: the originals were kept
+        per_partition = store.query("SELECT min(offset), max(offset), count() FROM session_events "
+                                    "GROUP BY partition").result_rows
+        assert all((lo, hi) == (0, n - 1) for lo, hi, n in per_partition)
+    else:
+        assert sink.stats.duplicates == 110  # the resent copy: 60 session events + 50 steps
+        assert sink3.stats.duplicates == 2 * 110  # originals and the resent copy
 
 
 async def test_clickhouse_outage_backs_off_commits_nothing_and_resumes(
