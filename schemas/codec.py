@@ -18,6 +18,7 @@ from schemas import models
 from schemas.avro_writer import Writer, compile_writer
 from schemas.catalog import parsed_schema, raw_schemas, schema_text
 from schemas.errors import BadMagicByte, InvalidRecord, TruncatedMessage
+from schemas.model_writer import ModelWriter, generate_model_writer
 from schemas.registry import SchemaRegistry
 
 HEADER = struct.Struct(">bI")
@@ -28,6 +29,12 @@ MODEL_BY_NAME: dict[str, type[models.AvroModel]] = {
     for m in (models.SessionEvent, models.TrajectoryCompleted, models.TrajectoryJudged,
               models.RewardAssigned, models.DeadLetter)
 }
+
+
+@cache
+def model_writer(avro_name: str) -> ModelWriter:
+    """The generated writer that reads a model of ``avro_name`` directly (no dump, no tagging)."""
+    return generate_model_writer(raw_schemas()[avro_name])
 
 
 @cache
@@ -69,7 +76,9 @@ class Codec:
         return self._ids[key]
 
     def encode(self, topic: str, record: models.AvroModel) -> bytes:
-        return self.encode_dict(topic, record.avro_name, to_avro(record))
+        buf = bytearray(HEADER.pack(0, self.schema_id(topic, record.avro_name)))
+        model_writer(record.avro_name)(buf, record)
+        return bytes(buf)
 
     def encode_dict(self, topic: str, avro_name: str, data: dict[str, Any]) -> bytes:
         buf = bytearray(HEADER.pack(0, self.schema_id(topic, avro_name)))
