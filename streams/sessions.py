@@ -90,7 +90,7 @@ class SessionProcessor:
             by_session[event.session_id].append(event)
         ready: list[str] = []
         for session_id, session_events in by_session.items():
-            result = fold_many(self.get(session_id), sorted(session_events, key=lambda e: e.seq), now)
+            result = fold_many(self.get(session_id), sorted(session_events, key=lambda e: e.seq), now, owned=True)
             self._cache_steps(result.applied)
             self.put(result.state)
             if result.state.ready and result.state.emitted is None:
@@ -199,7 +199,7 @@ class SessionProcessor:
         await asyncio.gather(*(self.close_safely(sid, reason) for sid, reason in closing))
 
 
-def attach(app: faust.App, processor: SessionProcessor, batch: int = 1000, within_s: float = 0.05) -> None:
+def attach(app: faust.App, processor: SessionProcessor, batch: int = 5000, within_s: float = 0.25) -> None:
     """Register the agent, the sweeper timer and the web view on ``app``."""
 
     @app.agent(processor.source, name="sessions")

@@ -124,9 +124,17 @@ def fold(state: SessionState | None, event: SessionEvent, now: float) -> FoldRes
     return fold_many(state, [event], now)
 
 
-def fold_many(state: SessionState | None, events: list[SessionEvent], now: float) -> FoldResult:
-    """Fold several events of one session (one copy of the state, not one per event)."""
-    current = SessionState(session_id=events[0].session_id) if state is None else state.model_copy(deep=True)
+def fold_many(state: SessionState | None, events: list[SessionEvent], now: float, *,
+              owned: bool = False) -> FoldResult:
+    """Fold several events of one session (one copy of the state, not one per event).
+
+    ``owned``: the caller hands over ``state`` (e.g. just parsed from the table), so it is updated in
+    place instead of deep-copied first; otherwise the input is never mutated.
+    """
+    if state is None:
+        current = SessionState(session_id=events[0].session_id)
+    else:
+        current = state if owned else state.model_copy(deep=True)
     result = FoldResult(current)
     for event in events:
         _fold_into(current, event, now, result)
