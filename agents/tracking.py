@@ -251,6 +251,43 @@ class Tracker:
                 self._queue.task_done()
             self._check_epoch()
 
+    async def _send_batches(self, batch: list[tuple[bytes, bytes]]) -> list[bool]:
+        """Send ``batch`` as one record batch per partition (no per-event future); which were acked."""
+        assert self._producer is not None
+        by_partition: dict[int, list[int]] = {}
+        for i, (key, _) in enumerate(batch):
+            by_partition.setdefault(self._partition_of(key), []).append(i)
+        chunks: list[tuple[list[int], asyncio.Future[Any] | None]] = []
+        for partition, indices in by_partition.items():
+            start = 0
+            while start < len(indices):
+                builder = self._producer.create_batch()
+                end = start
+                while end < len(indices) and builder.append(key=batch[indices[end]][0], value=batch[indices[end]][1],
+                                                            timestamp=None) is not None:
+                    end += 1
+                alone = end == start  # larger than a batch: the plain path sends it by itself
+                end = start + 1 if alone else end
+                try:
+                    if alone:
+                        key, value = batch[indices[start]]
+                        future = await self._producer.send(self.topic, value, key=key, partition=partition)
+                    else:
+                        future = await self._producer.send_batch(builder, self.topic, partition=partition)
+                except (KafkaError, AssertionError) as exc:  # AssertionError: producer never started
+                    log.debug("send failed: %s", exc)
+                    future = None
+                chunks.append((indices[start:end], future))
+                start = end
+        results = await asyncio.gather(*(f for _, f in chunks if f is not None), return_exceptions=True)
+        outcome = iter(results)
+        ok = [False] * len(batch)
+        for indices, future in chunks:
+            sent = future is not None and not isinstance(next(outcome), BaseException)
+            for i in indices:
+                ok[i] = sent
+        return ok
+
     async def _spool_queued(self, wait_s: float) -> None:
         """While the broker is away: move queued events to disk, so agents keep going."""
         assert self._spool is not None
@@ -271,21 +308,11 @@ class Tracker:
                 self._spool.append(key, value)
             self.spooled += len(batch)
             return
-        futures: list[asyncio.Future[Any] | None] = []
-        for key, value in batch:
-            try:
-                futures.append(await self._producer.send(self.topic, value, key=key,
-                                                         partition=self._partition_of(key)))
-            except (KafkaError, AssertionError) as exc:  # AssertionError: producer never started
-                log.debug("send failed: %s", exc)
-                futures.append(None)
-        pending = [f for f in futures if f is not None]
-        results = iter(await asyncio.gather(*pending, return_exceptions=True))
+        ok = await self._send_batches(batch)
         now = time.monotonic()
         failed_from: int | None = None
-        for i, fut in enumerate(futures):
-            ok = fut is not None and not isinstance(next(results), BaseException)
-            if ok and failed_from is None:
+        for i, sent in enumerate(ok):
+            if sent and failed_from is None:
                 self._recent.append((now, *batch[i]))
                 self.sent += 1
             elif failed_from is None:

@@ -1,7 +1,9 @@
 """End-to-end ingestion benchmark: agents in several processes -> rows visible in ClickHouse.
 
-Baseline, same run, same machine: aiokafka producing and consuming the same encoded bytes with no
-processing. Lost/duplicated are counted from ClickHouse against what was sent.
+Baselines, same run, same machine: aiokafka producing and consuming the same encoded bytes with no
+processing, once with record batches built per partition (the SDK's way; ``ratio``) and once with
+one ``send`` per event (``ratio_vs_per_send``). Lost/duplicated are counted from ClickHouse
+against what was sent.
 """
 
 from __future__ import annotations
@@ -47,8 +49,11 @@ def _agent_process(data_dir: str, first: int, count: int, steps: int, start_at: 
     asyncio.run(main())
 
 
-async def _raw_rate(bootstrap: str, topic: str, payloads: list[bytes]) -> float:
-    """aiokafka produce + consume of the same bytes, concurrently, no processing: events/s."""
+async def _raw_rate(bootstrap: str, topic: str, payloads: list[bytes], partitions: int, *, batched: bool) -> float:
+    """aiokafka produce + consume of the same bytes, concurrently, no processing: events/s.
+
+    ``batched``: produced with aiokafka's fastest path, record batches built per partition (what the
+    SDK does); otherwise one ``send`` per record (aiokafka's ordinary API)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, max_batch_size=512 * 1024)
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"raw-{uuid.uuid4().hex[:6]}",
                                 auto_offset_reset="earliest", max_poll_records=5000)
@@ -57,12 +62,24 @@ async def _raw_rate(bootstrap: str, topic: str, payloads: list[bytes]) -> float:
     try:
         start = time.perf_counter()
 
-        async def produce() -> None:
+        async def produce_each() -> None:
             for i, p in enumerate(payloads):
                 await producer.send(topic, p, key=str(i % 1000).encode())
             await producer.flush()
 
-        task = asyncio.create_task(produce())
+        async def produce() -> None:
+            futures = []
+            for partition in range(partitions):
+                builder = producer.create_batch()
+                for i in range(partition, len(payloads), partitions):
+                    if builder.append(key=str(i % 1000).encode(), value=payloads[i], timestamp=None) is None:
+                        futures.append(await producer.send_batch(builder, topic, partition=partition))
+                        builder = producer.create_batch()
+                        builder.append(key=str(i % 1000).encode(), value=payloads[i], timestamp=None)
+                futures.append(await producer.send_batch(builder, topic, partition=partition))
+            await asyncio.gather(*futures)
+
+        task = asyncio.create_task(produce() if batched else produce_each())
         received = 0
         while received < len(payloads):
             batch = await consumer.getmany(timeout_ms=200)
@@ -93,9 +110,15 @@ def run(agents: int = 200, steps: int = 100, processes: int = 2, workers: int = 
         sample = codec.encode(raw_topic.name, SessionEvent(session_id="x", seq=1, agent_name="bench-1", payload=(
             StepRecorded(step_number=0, observation="observation " * 8, thought="thinking " * 8,
                          action=UseTool(tool="tool1", input="input 1"), tokens=50, cost=1e-4))))
-        raw_rate = asyncio.run(_raw_rate(info.bootstrap, raw_topic.name, [sample] * expected))
+        raw_rate = asyncio.run(_raw_rate(info.bootstrap, raw_topic.name, [sample] * expected, raw_topic.partitions,
+                                         batched=True))
+        raw_each = TopicSpec(f"bench-raw-{uuid.uuid4().hex[:6]}", cfg.kafka.session_partitions, "art.SessionEvent")
+        ensure_topics(info.bootstrap, [raw_each])
+        raw_each_rate = asyncio.run(_raw_rate(info.bootstrap, raw_each.name, [sample] * expected, raw_each.partitions,
+                                              batched=False))
         if progress:
-            progress(f"raw aiokafka produce+consume: {raw_rate:,.0f} events/s")
+            progress(f"raw aiokafka produce+consume: {raw_rate:,.0f} events/s batched, {raw_each_rate:,.0f} "
+                     "one send per event")
         time.sleep(8)  # let the worker and sink finish joining their groups
         start_at = time.time() + 2.0
         per = [agents // processes + (1 if i < agents % processes else 0) for i in range(processes)]
@@ -130,6 +153,8 @@ def run(agents: int = 200, steps: int = 100, processes: int = 2, workers: int = 
         trajectories = client.query("SELECT count() FROM trajectories").result_rows[0][0]
         return {"events": expected, "seconds": round(seconds, 3), "events_per_s": round(rate, 1),
                 "raw_events_per_s": round(raw_rate, 1), "ratio": round(rate / raw_rate, 3) if raw_rate else 0.0,
+                "raw_per_send_events_per_s": round(raw_each_rate, 1),
+                "ratio_vs_per_send": round(rate / raw_each_rate, 3) if raw_each_rate else 0.0,
                 "p50_ms": float(p50), "p99_ms": float(p99), "lost": expected - distinct, "duplicated": total - distinct,
                 "trajectories": trajectories, "agents": agents, "steps": steps, "processes": processes,
                 "wall_s": round(end - start_at, 3), "cpus": os.cpu_count(),

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 _INSERT = re.compile(rb"^\s*INSERT\s+INTO\s+(?P<target>.+?)\s+FORMAT\s+(?P<fmt>\w+)[ \t]*\n", re.I | re.S)
 _READ_ONLY = re.compile(r"^\s*(\(\s*)*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS)\b", re.I)
 _PASSED_SETTINGS = {"insert_deduplication_token", "insert_deduplicate", "max_result_rows", "max_execution_time",
-                    "max_threads", "readonly", "final", "input_format_avro_allow_missing_fields"}
+                    "max_threads", "readonly", "final", "input_format_avro_allow_missing_fields",
+                    "max_insert_threads"}
 _CLIENT_ONLY = {"query", "database", "session_id", "query_id", "compress", "decompress", "enable_http_compression",
                 "wait_end_of_query", "send_progress_in_http_headers", "http_headers_progress_interval_ms",
                 "default_format", "user", "password", "session_timeout", "session_check",
