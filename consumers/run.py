@@ -22,7 +22,8 @@ async def _run(args: argparse.Namespace) -> None:
     codec = Codec(registry_for(cfg.kafka.schema_registry_url, cfg.storage.data_dir))
     client = connect(dsn, cfg.clickhouse.database)
     sink = ClickHouseSink(args.bootstrap or cfg.kafka.bootstrap, cfg.kafka.topics(), codec, client,
-                          group_id=f"{cfg.kafka.topic_prefix}sink", log_epoch=args.log_epoch)
+                          group_id=f"{cfg.kafka.topic_prefix}sink", log_epoch=args.log_epoch,
+                          decode_in_clickhouse=not args.decode_in_python)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, sink.stop)
@@ -46,6 +47,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bootstrap", default="", help="Kafka bootstrap host:port (default: from config)")
     parser.add_argument("--clickhouse", default="", help="ClickHouse DSN (default: from config)")
     parser.add_argument("--log-epoch", type=int, default=int(os.environ.get("ART_LOG_EPOCH", "0")))
+    parser.add_argument("--decode-in-python", action="store_true",
+                        help="decode session events here instead of in ClickHouse (e.g. a cluster without the "
+                             "landing views, or a ClickHouse without the Variant type)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(_run(args))
