@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 TRAJECTORY = "art.TrajectoryCompleted"
 STAGE_ENGINE = "MergeTree ORDER BY tuple()"  # on disk: a replay of all history must not need it all in RAM
 PARALLEL = {"max_insert_threads": 2}  # INSERT … SELECT on every core, not one
-MIN_BATCH = 20000  # records per staging insert (each insert has a fixed cost of tens of ms)
+MIN_BATCH = 10000  # records per staging insert (each insert has a fixed cost of tens of ms)
 Record = tuple[int, int, int, bytes]  # (log epoch, partition, offset, Confluent-framed value)
 
 
