@@ -11,8 +11,9 @@ Results land directly in the ``judgments`` and ``rewards`` tables (keyed by (ses
 old versions stay and a second identical replay adds nothing), each row carrying the log
 coordinates of the trajectory it scores. They are not produced to the judgments/rewards topics:
 this path is for re-scoring history in the store; ``--engine python`` emits events instead.
-A batch ClickHouse cannot decode is checked record by record with the Python codec; records that
-fail there are counted as undecodable and the rest are staged again.
+Records written with an older schema are re-encoded to today's in Python first. A batch ClickHouse
+cannot decode is checked record by record with the Python codec; records that fail there are counted
+as undecodable and the rest are staged again.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from judges import JudgeWeights
 from judges.heuristic_sql import INPUT_FIELDS, SqlHeuristic, measure_select, unique_select
 from schemas.catalog import schema_text
 from schemas.codec import Codec
-from schemas.container import SOURCE_COLUMNS, field_types, object_container, split_by_schema, with_source_fields
+from schemas.container import SOURCE_COLUMNS, field_types, object_container, with_source_fields, zigzag
 from schemas.errors import CodecError
 from schemas.settings import ArtConfig
 from store.clickhouse import literal
@@ -57,7 +58,7 @@ class SqlReplay:
                                 weights=JudgeWeights.from_config(cfg.judge), reward_version=request.reward_version,
                                 rollouts_per_group=cfg.judge.rollouts_per_group)
         self.result = ReplayResult()
-        self._wrappers: dict[int, str | None] = {}
+        self.container = with_source_fields(schema_text(TRAJECTORY))
 
     def create(self) -> None:
         types = field_types(schema_text(TRAJECTORY), INPUT_FIELDS)
@@ -69,49 +70,39 @@ class SqlReplay:
         for table in (self.stage, self.measured, self.unique):
             self.client.command(f"DROP TABLE IF EXISTS {table}")
 
-    def _wrapper(self, schema_id: int) -> str | None:
-        """The container schema for records written with ``schema_id``; None when not a trajectory."""
-        if schema_id not in self._wrappers:
-            try:
-                text = self.codec.registry.schema_by_id(schema_id)
-            except Exception:  # unknown id: counted as undecodable like the Python path does
-                text = None
-            is_trajectory = text is not None and '"TrajectoryCompleted"' in text
-            self._wrappers[schema_id] = with_source_fields(text) if is_trajectory and text else None
-        return self._wrappers[schema_id]
-
-    def frame(self, records: Sequence[Record]) -> list[tuple[str, list[bytes], list[Record]]]:
-        """Group a batch by writer schema into (container schema, bodies, records) to stage."""
+    def frame(self, records: Sequence[Record]) -> tuple[list[bytes], list[bytes]]:
+        """(container bodies, their raw records): log coordinates + the body in today's schema
+        (re-encoded in Python when written with another schema); other records are undecodable."""
         self.result.read += len(records)
-        groups, skipped = split_by_schema(records)
-        self.result.undecodable += skipped
-        by_id: dict[int, list[Record]] = {}
-        for record in records:
-            if len(record[3]) >= 5 and record[3][0] == 0:
-                by_id.setdefault(int.from_bytes(record[3][1:5], "big"), []).append(record)
-        out = []
-        for schema_id, bodies in groups.items():
-            wrapper = self._wrapper(schema_id)
-            if wrapper is None:
-                self.result.undecodable += len(bodies)
+        bodies: list[bytes] = []
+        kept: list[bytes] = []
+        for epoch, partition, offset, raw in records:
+            body = self.codec.current_body(raw, self.topic, TRAJECTORY)
+            if body is None:
+                self.result.undecodable += 1
                 continue
-            out.append((wrapper, bodies, by_id[schema_id]))
-        return out
+            bodies.append(zigzag(epoch) + zigzag(partition) + zigzag(offset) + body)
+            kept.append(raw)
+        return bodies, kept
 
-    def insert(self, framed: list[tuple[str, list[bytes], list[Record]]]) -> None:
-        for wrapper, bodies, records in framed:
-            try:
-                self._insert(wrapper, bodies)
-            except Exception as exc:  # a record ClickHouse cannot read: find it with the Python codec
-                log.warning("staging %d records failed (%s); checking them one by one", len(bodies), exc)
-                good = [i for i, rec in enumerate(records) if self._decodes(rec[3])]
-                self.result.undecodable += len(bodies) - len(good)
-                if good:
-                    self._insert(wrapper, [bodies[i] for i in good])
+    def insert(self, framed: tuple[list[bytes], list[bytes]]) -> None:
+        bodies, raws = framed
+        if not bodies:
+            return
+        try:
+            self._insert(bodies)
+        except Exception as exc:  # a body ClickHouse cannot read (its header was fine): find it in Python
+            good = [i for i, raw in enumerate(raws) if self._decodes(raw)]
+            if len(good) == len(bodies):
+                raise  # every record is fine: ClickHouse itself failed
+            log.warning("%d of %d records do not decode (%s); staging the rest", len(bodies) - len(good),
+                        len(bodies), exc)
+            self.result.undecodable += len(bodies) - len(good)
+            if good:
+                self._insert([bodies[i] for i in good])
 
-    def _insert(self, wrapper: str, bodies: list[bytes]) -> None:
-        self.client.raw_insert(self.stage, None, object_container(wrapper, bodies), fmt="Avro",
-                               settings={"input_format_avro_allow_missing_fields": 1})
+    def _insert(self, bodies: list[bytes]) -> None:
+        self.client.raw_insert(self.stage, None, object_container(self.container, bodies), fmt="Avro")
 
     def _decodes(self, raw: bytes) -> bool:
         try:

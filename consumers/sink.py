@@ -157,7 +157,7 @@ class ClickHouseSink:
 
     def _land(self, landing: tuple[str, int, str], parts: list[tuple[TopicPartition, list[Any]]]) -> None:
         """Frame session events into one container; ClickHouse decodes, checks and stores them."""
-        table, current, container = landing
+        table, _, container = landing
         bodies: list[bytes] = []
         sources: list[bytes] = []
         for tp, messages in parts:
@@ -165,7 +165,7 @@ class ClickHouseSink:
             prefix = zigzag(self.log_epoch) + zigzag(len(topic)) + topic + zigzag(tp.partition)
             for msg in messages:
                 raw = msg.value
-                body = self._body(raw, current)
+                body = self.codec.current_body(raw, self.topics.session_events.name, "art.SessionEvent")
                 if body is None:
                     self.stats.invalid += 1  # the stream dead-letters bad session events
                     continue
@@ -186,20 +186,6 @@ class ClickHouseSink:
                                        fmt="Avro")
             bodies = [bodies[i] for i in good]
         self.stats.landed += len(bodies)
-
-    def _body(self, raw: bytes | None, current: int) -> bytes | None:
-        """The Avro body in the current schema: as is, re-encoded from an older schema, or None."""
-        if raw is None or len(raw) < 5 or raw[0] != 0:
-            return None
-        if int.from_bytes(raw[1:5], "big") == current:
-            return raw[5:]
-        try:
-            name, data = self.codec.decode_dict(raw)
-        except CodecError:
-            return None
-        if name != "art.SessionEvent":
-            return None
-        return self.codec.encode_dict(self.topics.session_events.name, name, data)[5:]
 
     def _decodes(self, raw: bytes) -> bool:
         try:

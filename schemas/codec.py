@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from schemas import models
 from schemas.avro_writer import Writer, compile_writer
 from schemas.catalog import parsed_schema, raw_schemas, schema_text
-from schemas.errors import BadMagicByte, InvalidRecord, TruncatedMessage
+from schemas.errors import BadMagicByte, CodecError, InvalidRecord, TruncatedMessage
 from schemas.model_writer import ModelWriter, generate_model_writer
 from schemas.registry import SchemaRegistry
 
@@ -113,6 +113,23 @@ class Codec:
         except (ValueError, TypeError, UnicodeDecodeError) as exc:
             raise InvalidRecord(f"{name} body does not decode: {exc}") from None
         return name, data
+
+    def current_body(self, raw: bytes | None, topic: str, avro_name: str) -> bytes | None:
+        """The Avro body of ``raw`` in today's schema of ``avro_name``: as is when it was written with
+        it, else decoded and re-encoded (schema evolution); None when it is not such a record."""
+        if raw is None or len(raw) < HEADER.size or raw[0] != 0:
+            return None
+        if HEADER.unpack_from(raw)[1] == self.schema_id(topic, avro_name):
+            return raw[HEADER.size:]
+        try:
+            record = self.decode(raw)
+        except CodecError:
+            return None
+        if record.avro_name != avro_name:
+            return None
+        buf = bytearray()
+        model_writer(avro_name)(buf, record)
+        return bytes(buf)
 
     def decode(self, raw: bytes | None, expect: type[M] | None = None) -> M:
         name, data = self.decode_dict(raw)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 MAGIC = b"Obj\x01"
@@ -57,20 +57,6 @@ def with_fields(schema: str, fields: list[dict[str, Any]]) -> str:
 def with_source_fields(schema: str) -> str:
     """The record schema with the log coordinates (``SOURCE_FIELDS``) as its first fields."""
     return with_fields(schema, SOURCE_FIELDS)
-
-
-def split_by_schema(records: Iterable[tuple[int, int, int, bytes]]) -> tuple[dict[int, list[bytes]], int]:
-    """(epoch, partition, offset, framed record) -> (wrapper bodies by writer schema id, records
-    skipped because they are not Confluent-framed: too short or a wrong magic byte)."""
-    out: dict[int, list[bytes]] = {}
-    skipped = 0
-    for epoch, partition, offset, raw in records:
-        if len(raw) < 5 or raw[0] != 0:
-            skipped += 1
-            continue
-        body = zigzag(epoch) + zigzag(partition) + zigzag(offset) + raw[5:]
-        out.setdefault(int.from_bytes(raw[1:5], "big"), []).append(body)
-    return out, skipped
 
 
 def clickhouse_type(avro: Any, named: dict[str, Any] | None = None, namespace: str = "", *,

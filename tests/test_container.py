@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import fastavro
@@ -11,14 +12,7 @@ import pytest
 from consumers.replay_bench import make_trajectory
 from schemas.catalog import schema_text
 from schemas.codec import Codec
-from schemas.container import (
-    clickhouse_type,
-    field_types,
-    object_container,
-    split_by_schema,
-    with_source_fields,
-    zigzag,
-)
+from schemas.container import clickhouse_type, field_types, object_container, with_source_fields, zigzag
 from schemas.registry import LocalRegistry
 
 
@@ -34,16 +28,33 @@ def test_zigzag_matches_the_avro_spec(n: int, encoded: bytes) -> None:
 def test_wrapper_container_reads_back_with_the_log_coordinates() -> None:
     codec = Codec(LocalRegistry())
     raws = [codec.encode("t", make_trajectory(i)) for i in range(5)]
-    records = [(7, i % 2, 1000 + i, raw) for i, raw in enumerate(raws)] + [(7, 0, 9, b"\x01bad"), (7, 0, 10, b"")]
-    groups, skipped = split_by_schema(records)
-    assert skipped == 2 and len(groups) == 1
-    (schema_id, bodies), = groups.items()
-    blob = object_container(with_source_fields(codec.registry.schema_by_id(schema_id)), bodies)
+    bodies = [zigzag(7) + zigzag(i % 2) + zigzag(1000 + i) + raw[5:] for i, raw in enumerate(raws)]
+    blob = object_container(with_source_fields(schema_text("art.TrajectoryCompleted")), bodies)
     got = list(fastavro.reader(io.BytesIO(blob)))
     assert [(r["src_epoch"], r["src_partition"], r["src_offset"]) for r in got] == [
         (7, i % 2, 1000 + i) for i in range(5)]
     want = [codec.decode_dict(raw)[1] for raw in raws]
     assert [{k: v for k, v in r.items() if not k.startswith("src_")} for r in got] == want
+
+
+def test_current_body_passes_todays_records_and_re_encodes_older_ones(tmp_path: Any) -> None:
+    registry = LocalRegistry(tmp_path / "r.json")
+    codec = Codec(registry)
+    traj = make_trajectory(3)
+    today = codec.encode("t", traj)
+    assert codec.current_body(today, "t", "art.TrajectoryCompleted") == today[5:]
+    older = json.loads(schema_text("art.TrajectoryCompleted"))  # an older writer: no agent_config yet
+    older["fields"] = [f for f in older["fields"] if f["name"] != "agent_config"]
+    old_id = registry.register("t-value", json.dumps(older))
+    data = codec.decode_dict(today)[1]
+    del data["agent_config"]
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(json.loads(registry.schema_by_id(old_id))), data)
+    old_raw = b"\x00" + old_id.to_bytes(4, "big") + buf.getvalue()
+    assert codec.current_body(old_raw, "t", "art.TrajectoryCompleted") == today[5:]
+    assert codec.current_body(b"\x01junk", "t", "art.TrajectoryCompleted") is None
+    assert codec.current_body(b"\x00\x00\x00\x00\x07body", "t", "art.TrajectoryCompleted") is None  # unknown id
+    assert codec.current_body(today, "t", "art.SessionEvent") is None  # another record type
 
 
 def test_clickhouse_types_follow_the_avro_schema(store: Any) -> None:

@@ -117,3 +117,50 @@ async def wait_rows(client, table: str, expected: int, timeout_s: float = 60) ->
             pass
         await asyncio.sleep(0.25)
     raise AssertionError(f"{table} did not reach {expected} rows")
+
+
+async def test_sink_re_encodes_older_writer_schemas_and_skips_a_corrupt_body(
+        kafka_bootstrap: str, topics: Topics, store, tmp_path: Path) -> None:
+    import copy
+    import io
+    import json
+
+    import fastavro
+    from aiokafka import AIOKafkaProducer
+
+    from schemas.catalog import raw_schemas
+    from schemas.models import SessionCompleted, SessionEvent, SessionStarted, SessionStatus, StepRecorded, UseTool
+
+    registry = LocalRegistry(tmp_path / "registry.json")
+    codec = Codec(registry)
+    name = topics.session_events.name
+    step = SessionEvent(session_id="old", seq=1, agent_name="a", payload=StepRecorded(
+        step_number=0, observation="o", thought="t", action=UseTool(tool="calc", input="1+1"), tokens=7, cost=0.5))
+    older = copy.deepcopy(raw_schemas()["art.SessionEvent"])  # a writer from before `cost` existed
+    step_schema = next(b for b in older["fields"][-1]["type"] if b["name"] == "StepRecorded")
+    step_schema["fields"] = [f for f in step_schema["fields"] if f["name"] != "cost"]
+    old_id = registry.register(f"{name}-value", json.dumps(older))
+    data = codec.decode_dict(codec.encode(name, step))[1]
+    data["payload"] = ("art.StepRecorded", {k: v for k, v in data["payload"].items() if k != "cost"})
+    data["payload"][1]["action"] = ("art.UseTool", data["payload"][1]["action"])
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(older), data)
+    good_start = codec.encode(name, SessionEvent(session_id="old", seq=0, agent_name="a",
+                                                 payload=SessionStarted(objective="x", model="m")))
+    corrupt = codec.encode(name, step.model_copy(update={"seq": 2}))[:12]  # today's header, cut body
+    done = codec.encode(name, SessionEvent(session_id="old", seq=3, agent_name="a",
+                                           payload=SessionCompleted(final_answer="2", status=SessionStatus.succeeded)))
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for value in (good_start, b"\x00" + old_id.to_bytes(4, "big") + buf.getvalue(), corrupt, done):
+            await producer.send_and_wait(name, value, key=b"old")
+    finally:
+        await producer.stop()
+    sink = ClickHouseSink(kafka_bootstrap, topics, codec, store, group_id=f"{topics.prefix}sink")
+    await _sink_until(sink, store, "session_events", 3)
+    assert store.query("SELECT seq, kind FROM session_events ORDER BY seq").result_rows == [
+        (0, "session_started"), (1, "step_recorded"), (3, "session_completed")]
+    assert store.query("SELECT seq, tool, action_text, tokens, cost FROM steps").result_rows == [
+        (1, "calc", "1+1", 7, 0.0)]  # read with today's schema: the missing field takes its default
+    assert (sink.stats.invalid, sink.stats.landed) == (1, 3)
