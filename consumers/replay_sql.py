@@ -61,10 +61,20 @@ class SqlReplay:
         self.container = with_source_fields(schema_text(TRAJECTORY))
 
     def create(self) -> None:
+        self._drop_abandoned()
         types = field_types(schema_text(TRAJECTORY), INPUT_FIELDS)
         columns = ", ".join(f"`{name}` {kind}" for name, kind in types.items())
         self.client.command(f"CREATE TABLE {self.stage} ({SOURCE_COLUMNS}, {columns}) ENGINE = {STAGE_ENGINE} "
                             "SETTINGS allow_suspicious_variant_types = 1")
+
+    def _drop_abandoned(self, older_than_s: int = 3600) -> None:
+        """Drop the stage tables of replays killed before they could clean up (an hour old or more)."""
+        rows = self.client.query(
+            "SELECT name FROM system.tables WHERE database = currentDatabase() AND match(name, "
+            "'^replay_(stage|measured|unique)_[0-9a-f]{12}$') AND metadata_modification_time < now() - "
+            f"{older_than_s}").result_rows
+        for (name,) in rows:
+            self.client.command(f"DROP TABLE IF EXISTS `{name}`")
 
     def drop(self) -> None:
         for table in (self.stage, self.measured, self.unique):

@@ -157,3 +157,13 @@ def test_py_space_class_is_exactly_python_whitespace(store: Any) -> None:
     got = store.query(f"SELECT {py_strip('s')} FROM (SELECT arrayJoin({{s:Array(String)}}) AS s)",
                       parameters={"s": samples}).result_rows
     assert [r[0] for r in got] == [s.strip() for s in samples]
+
+
+def test_stage_tables_of_an_abandoned_replay_are_dropped_by_the_next(store: Any) -> None:
+    codec = Codec(LocalRegistry())
+    leftover = "replay_stage_0123456789ab"
+    store.command(f"CREATE TABLE {leftover} (x UInt8) ENGINE = Memory")
+    replay = SqlReplay(store, ArtConfig(), ReplayRequest(judge="heuristic@z", engine="sql"), codec)
+    replay._drop_abandoned(older_than_s=-60)  # "an hour ago" moved to the future: the table counts as old
+    names = {r[0] for r in store.query("SELECT name FROM system.tables WHERE database = currentDatabase()").result_rows}
+    assert leftover not in names and "judgments" in names
