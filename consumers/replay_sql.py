@@ -19,7 +19,6 @@ as undecodable and the rest are staged again.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -30,12 +29,11 @@ from judges import JudgeWeights
 from judges.heuristic_sql import INPUT_FIELDS, SqlHeuristic, measure_select, unique_select
 from schemas.catalog import schema_text
 from schemas.codec import Codec
-from schemas.container import SOURCE_COLUMNS, field_types, object_container, with_source_fields, zigzag
-from schemas.errors import CodecError
+from schemas.container import SOURCE_COLUMNS, field_types, with_source_fields, zigzag
 from schemas.settings import ArtConfig
 from store.clickhouse import literal
+from store.ingest import insert_container
 
-log = logging.getLogger(__name__)
 TRAJECTORY = "art.TrajectoryCompleted"
 STAGE_ENGINE = "MergeTree ORDER BY tuple()"  # on disk: a replay of all history must not need it all in RAM
 PARALLEL = {"max_insert_threads": 2}  # INSERT … SELECT on every core, not one
@@ -97,37 +95,16 @@ class SqlReplay:
 
     def insert(self, framed: tuple[list[bytes], list[bytes]]) -> None:
         bodies, raws = framed
-        if not bodies:
-            return
-        try:
-            self._insert(bodies)
-        except Exception as exc:  # a body ClickHouse cannot read (its header was fine): find it in Python
-            good = [i for i, raw in enumerate(raws) if self._decodes(raw)]
-            if len(good) == len(bodies):
-                raise  # every record is fine: ClickHouse itself failed
-            log.warning("%d of %d records do not decode (%s); staging the rest", len(bodies) - len(good),
-                        len(bodies), exc)
-            self.result.undecodable += len(bodies) - len(good)
-            if good:
-                self._insert([bodies[i] for i in good])
-
-    def _insert(self, bodies: list[bytes]) -> None:
-        self.client.raw_insert(self.stage, None, object_container(self.container, bodies), fmt="Avro")
-
-    def _decodes(self, raw: bytes) -> bool:
-        try:
-            name, _ = self.codec.decode_dict(raw)
-        except CodecError:
-            return False
-        return name == TRAJECTORY
+        self.result.undecodable += insert_container(self.client, self.stage, self.container, bodies, raws,
+                                                    lambda raw: self.codec.decodes_as(raw, TRAJECTORY))
 
     def score(self) -> ReplayResult:
         """Measure every staged record, keep one per session in range, insert judgments and rewards."""
         since = self.request.since
-        in_range = "1" if since is None else (
+        condition = "1" if since is None else (
             f"completed_at >= toDateTime64({literal(since.strftime('%Y-%m-%d %H:%M:%S.%f'))}, 6, 'UTC')")
         self.client.command(f"CREATE TABLE {self.measured} ENGINE = Memory AS "
-                            f"{measure_select(self.stage, in_range)}", settings=PARALLEL)
+                            f"{measure_select(self.stage, condition)}", settings=PARALLEL)
         self.client.command(f"CREATE TABLE {self.unique} ENGINE = Memory AS {unique_select(self.measured)}")
         staged, in_range = self.client.query(
             f"SELECT count(), countIf(in_range = 1) FROM {self.measured}").result_rows[0]

@@ -27,11 +27,11 @@ from clickhouse_connect.driver.client import Client
 
 from consumers.rows import TABLES_BY_RECORD, TableSpec, rows_for
 from schemas.codec import Codec
-from schemas.container import object_container, with_fields, zigzag
+from schemas.container import with_fields, zigzag
 from schemas.errors import CodecError
 from schemas.rules import violation_of_dict
 from schemas.topics import Topics
-from store.ingest import INGEST_FIELDS, ensure_ingest
+from store.ingest import INGEST_FIELDS, ensure_ingest, insert_container
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class ClickHouseSink:
                  decode_in_clickhouse: bool = True) -> None:
         self.topics = topics
         self.decode_in_clickhouse = decode_in_clickhouse
-        self._landing: tuple[str, int, str] | None = None  # (table, current schema id, container schema)
+        self._landing: tuple[str, str] | None = None  # (landing table, container schema)
         self.codec = codec
         self.client = client
         self.log_epoch = log_epoch
@@ -138,7 +138,7 @@ class ClickHouseSink:
         await self._consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
         self.stats.batches += 1
 
-    def _landing_table(self) -> tuple[str, int, str] | None:
+    def _landing_table(self) -> tuple[str, str] | None:
         """The ClickHouse-side decoder for the current SessionEvent schema (created on first use)."""
         if self._landing is None and self.decode_in_clickhouse:
             topic = self.topics.session_events.name
@@ -152,12 +152,13 @@ class ClickHouseSink:
                 log.warning("ClickHouse cannot decode session events (%s); decoding them in Python", exc)
                 self.decode_in_clickhouse = False
                 return None
-            self._landing = (table, schema_id, with_fields(schema, INGEST_FIELDS))
+            self._landing = (table, with_fields(schema, INGEST_FIELDS))
         return self._landing
 
-    def _land(self, landing: tuple[str, int, str], parts: list[tuple[TopicPartition, list[Any]]]) -> None:
+    def _land(self, landing: tuple[str, str], parts: list[tuple[TopicPartition, list[Any]]]) -> None:
         """Frame session events into one container; ClickHouse decodes, checks and stores them."""
-        table, _, container = landing
+        table, container = landing
+        session_topic = self.topics.session_events.name
         bodies: list[bytes] = []
         sources: list[bytes] = []
         for tp, messages in parts:
@@ -165,33 +166,16 @@ class ClickHouseSink:
             prefix = zigzag(self.log_epoch) + zigzag(len(topic)) + topic + zigzag(tp.partition)
             for msg in messages:
                 raw = msg.value
-                body = self.codec.current_body(raw, self.topics.session_events.name, "art.SessionEvent")
+                body = self.codec.current_body(raw, session_topic, "art.SessionEvent")
                 if body is None:
                     self.stats.invalid += 1  # the stream dead-letters bad session events
                     continue
                 bodies.append(prefix + zigzag(msg.offset) + zigzag(len(raw)) + raw + body)
                 sources.append(raw)
-        if not bodies:
-            return
-        try:
-            self.client.raw_insert(table, None, object_container(container, bodies), fmt="Avro")
-        except Exception:
-            # A body ClickHouse cannot read (the header was fine): find it with the Python codec.
-            good = [i for i, raw in enumerate(sources) if self._decodes(raw)]
-            if len(good) == len(bodies):
-                raise  # every record is fine: ClickHouse itself failed; back off and retry
-            self.stats.invalid += len(bodies) - len(good)
-            if good:
-                self.client.raw_insert(table, None, object_container(container, [bodies[i] for i in good]),
-                                       fmt="Avro")
-            bodies = [bodies[i] for i in good]
-        self.stats.landed += len(bodies)
-
-    def _decodes(self, raw: bytes) -> bool:
-        try:
-            return self.codec.decode_dict(raw)[0] == "art.SessionEvent"
-        except CodecError:
-            return False
+        left_out = insert_container(self.client, table, container, bodies, sources,
+                                    lambda raw: self.codec.decodes_as(raw, "art.SessionEvent"))
+        self.stats.invalid += left_out
+        self.stats.landed += len(bodies) - left_out
 
     def write(self, batch: dict[TopicPartition, list[Any]]) -> dict[str, int]:
         """Decode, drop known keys, insert per table. Synchronous: runs in a worker thread."""

@@ -114,6 +114,13 @@ class Codec:
             raise InvalidRecord(f"{name} body does not decode: {exc}") from None
         return name, data
 
+    def decodes_as(self, raw: bytes | None, avro_name: str) -> bool:
+        """Whether ``raw`` decodes to a record named ``avro_name`` (checks bodies ClickHouse refused)."""
+        try:
+            return self.decode_dict(raw)[0] == avro_name
+        except CodecError:
+            return False
+
     def current_body(self, raw: bytes | None, topic: str, avro_name: str) -> bytes | None:
         """The Avro body of ``raw`` in today's schema of ``avro_name``: as is when it was written with
         it, else decoded and re-encoded (schema evolution); None when it is not such a record."""

@@ -7,8 +7,8 @@ Avro``) does the decoding column by column. That is what makes bulk re-scoring f
 ``consumers/replay_sql.py``).
 
 Because an Avro record is the plain concatenation of its fields, the container's schema may be a
-*wrapper*: extra leading fields (``src_epoch``, ``src_partition``, ``src_offset``) whose encoded values we prepend
-to each body. Each row then carries its log coordinates into ClickHouse without a second pass.
+*wrapper*: extra leading fields (``src_epoch``, ``src_partition``, ``src_offset``) whose encoded
+values we prepend to each body. Each row then carries its log coordinates into ClickHouse without a second pass.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import json
 import os
 from collections.abc import Sequence
 from typing import Any
+
+from schemas.avro_writer import _long
 
 MAGIC = b"Obj\x01"
 SOURCE_FIELDS: list[dict[str, Any]] = [
@@ -29,12 +31,8 @@ SOURCE_COLUMNS = "src_epoch Int64, src_partition Int32, src_offset Int64"
 
 def zigzag(n: int) -> bytes:
     """Avro's variable-length zig-zag encoding of an int/long."""
-    n = (n << 1) ^ (n >> 63)
     out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
+    _long(out, n)
     return bytes(out)
 
 

@@ -20,9 +20,11 @@ written with another schema are re-encoded to the current one by the sink before
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from schemas.container import clickhouse_type, field_types
+from schemas.container import clickhouse_type, field_types, object_container
 from store.clickhouse import literal
 
 # Log coordinates (and the raw record, stored as ``session_events.payload``) put before each body.
@@ -35,6 +37,7 @@ INGEST_FIELDS: list[dict[str, Any]] = [
 ]
 INGEST_COLUMNS = "src_epoch Int64, src_topic String, src_partition Int32, src_offset Int64, src_raw String"
 EVENT_FIELDS = ("event_id", "session_id", "seq", "ts", "agent_name", "payload")
+log = logging.getLogger(__name__)
 
 
 def landing_table(schema_id: int) -> str:
@@ -115,3 +118,27 @@ def ensure_ingest(client: Any, schema: str, schema_id: int) -> str:
     for statement in ingest_statements(schema, schema_id):
         client.command(statement)
     return landing_table(schema_id)
+
+
+def insert_container(client: Any, table: str, schema: str, bodies: Sequence[bytes], raws: Sequence[bytes],
+                     decodes: Callable[[bytes], bool]) -> int:
+    """Insert ``bodies`` as one Avro container into ``table``; returns how many were left out.
+
+    If ClickHouse refuses the container, the records are checked one by one with ``decodes`` (the
+    Python codec); the ones that fail are left out and the rest inserted again. When every record
+    decodes, ClickHouse itself failed: the error is raised, so the caller retries the whole batch.
+    """
+    if not bodies:
+        return 0
+    try:
+        client.raw_insert(table, None, object_container(schema, bodies), fmt="Avro")
+        return 0
+    except Exception as exc:
+        good = [i for i, raw in enumerate(raws) if decodes(raw)]
+        if len(good) == len(bodies):
+            raise
+        log.warning("%d of %d records do not decode (%s); inserting the rest", len(bodies) - len(good),
+                    len(bodies), exc)
+        if good:
+            client.raw_insert(table, None, object_container(schema, [bodies[i] for i in good]), fmt="Avro")
+        return len(bodies) - len(good)
