@@ -242,10 +242,13 @@ async def run_replay(cfg: ArtConfig, request: ReplayRequest, codec: Codec, boots
         raise ReplayError("--source clickhouse needs a reachable ClickHouse")
     batches = (mirror_batches(client, request.since, progress) if request.source == "clickhouse"
                else topic_batches(cfg, request, bootstrap, client, log_epoch, progress))
-    if use_sql(request, client):
-        result = await run_sql_replay(SqlReplay(client, cfg, request, codec), batches)
-    else:
-        result = await _python_replay(cfg, request, codec, bootstrap, batches)
+    try:
+        if use_sql(request, client):
+            result = await run_sql_replay(SqlReplay(client, cfg, request, codec), batches)
+        else:
+            result = await _python_replay(cfg, request, codec, bootstrap, batches)
+    finally:
+        await batches.aclose()  # a failed replay stops its consumer now, not when collected
     if request.source == "topic":
         result.note = await _older_history_note(client, request.since, log_epoch)
     return result
