@@ -10,6 +10,9 @@ the URL or body, ``param_*`` bind values, ``database``, ``readonly`` and insert 
 from __future__ import annotations
 
 import contextlib
+import email.parser
+import email.policy
+import gzip
 import json
 import logging
 import os
@@ -18,6 +21,7 @@ import socket
 import tempfile
 import threading
 import uuid
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
@@ -118,6 +122,15 @@ class ChdbGateway:
         if url.path == "/ping":
             return self._reply(req, 200, b"Ok.\n")
         args = dict(parse_qsl(url.query, keep_blank_values=True))
+        try:
+            body = _decoded(body, req.headers.get("Content-Encoding"))
+            form = _form_fields(req.headers.get("Content-Type") or "", body)
+        except ValueError as exc:
+            return self._reply(req, 400, f"Code: 27. DB::Exception: {exc}. (CANNOT_PARSE_INPUT_ASSERTION_FAILED)\n"
+                               .encode(), {"X-ClickHouse-Exception-Code": "27"})
+        if form is not None:  # clickhouse-connect moves large bind parameters (and the SQL) into a form body
+            args.update(form)
+            body = b""
         text = args.get("query", "").encode()
         if body:
             text = text + b"\n" + body if text else body
@@ -194,6 +207,56 @@ def _read_body(req: BaseHTTPRequestHandler) -> bytes:
             req.rfile.readline()
     length = int(req.headers.get("Content-Length") or 0)
     return req.rfile.read(length) if length else b""
+
+
+def _decoded(body: bytes, encoding: str | None) -> bytes:
+    """A request body without its Content-Encoding (clients that compress inserts)."""
+    encoding = (encoding or "identity").strip().lower()
+    if not body or encoding == "identity":
+        return body
+    if encoding == "gzip":
+        return gzip.decompress(body)
+    if encoding == "deflate":
+        return zlib.decompress(body)
+    if encoding == "lz4":  # lz4 and zstd come with clickhouse-connect
+        import lz4.frame
+
+        return bytes(lz4.frame.decompress(body))
+    if encoding == "zstd":
+        try:
+            from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
+        except ImportError:
+            from backports import zstd  # type: ignore[import-not-found,no-redef]
+        return bytes(zstd.decompress(body))
+    raise ValueError(f"unsupported Content-Encoding {encoding!r}")
+
+
+def _form_fields(content_type: str, body: bytes) -> dict[str, str] | None:
+    """The fields of a form body (``query``, ``param_*``), or None when the body is not a form.
+
+    clickhouse-connect sends ``multipart/form-data`` once its bind parameters pass ~4 KB; the
+    urlencoded form is what curl and browsers send. External-data file parts are refused: the
+    chDB engine has no external tables (clickhouse-connect's own chdb backend refuses them too).
+    """
+    kind = content_type.split(";")[0].strip().lower()
+    if kind == "application/x-www-form-urlencoded":
+        return dict(parse_qsl(body.decode(), keep_blank_values=True))
+    if kind != "multipart/form-data":
+        return None
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        raise ValueError("malformed multipart/form-data body")
+    fields: dict[str, str] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or not name:
+            raise ValueError("a multipart/form-data part without a name")
+        if part.get_filename() is not None:
+            raise ValueError(f"external data ({name!r}) is not supported by the chDB gateway")
+        payload = part.get_payload(decode=True)
+        fields[name] = payload.decode(part.get_content_charset() or "utf-8") if isinstance(payload, bytes) else ""
+    return fields
 
 
 def _trailing_format(text: bytes) -> str | None:
