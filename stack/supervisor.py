@@ -22,6 +22,7 @@ from stack.broker import EmbeddedBroker, ensure_topics
 from stack.registry_server import RegistryServer
 from store.clickhouse import connect, ensure_schema
 from store.gateway import ChdbGateway
+from store.secret import secret_file
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,13 @@ class Stack:
         ensure_topics(self.bootstrap, self.cfg.kafka.topics().all() + self.cfg.kafka.topics().internal())
         dsn = self.cfg.clickhouse_dsn()
         if dsn.startswith("chdb://"):
-            self.gateway = ChdbGateway(dsn[len("chdb://"):]).start()
+            self.gateway = ChdbGateway(dsn[len("chdb://"):], card=secret_file(self.data_dir),  # writers' secret
+                                       reader_timeout_s=self.cfg.clickhouse.reader_timeout_s).start()
             self.clickhouse_url = self.gateway.url
         else:
             self.clickhouse_url = dsn
-        ensure_schema(connect(self.clickhouse_url, self.cfg.clickhouse.database))
+        ensure_schema(connect(self.clickhouse_url, self.cfg.clickhouse.database,
+                              secret=self.gateway.secret if self.gateway else None))
         if not self.cfg.kafka.schema_registry_url:  # serve the local registry so kcat & co can decode
             self.registry = RegistryServer(self.data_dir / "registry.json").start()
         self._build_children()

@@ -14,13 +14,16 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from store.gateway import ChdbGateway
+from store.secret import WRITER_USER
+
+SECRET = "forms-test-secret"
 
 
 @pytest.fixture
 def gateway(clickhouse_dsn: str) -> Iterator[ChdbGateway]:
     if not clickhouse_dsn.startswith("chdb://"):
         pytest.skip("the gateway serves a chDB directory")
-    gateway = ChdbGateway(clickhouse_dsn[len("chdb://"):]).start()
+    gateway = ChdbGateway(clickhouse_dsn[len("chdb://"):], secret=SECRET).start()
     try:
         yield gateway
     finally:
@@ -28,7 +31,8 @@ def gateway(clickhouse_dsn: str) -> Iterator[ChdbGateway]:
 
 
 def client_for(gateway: ChdbGateway, database: str, **kwargs: object) -> Client:
-    return clickhouse_connect.get_client(dsn=gateway.url, database=database, compress=False, **kwargs)
+    return clickhouse_connect.get_client(dsn=gateway.url, database=database, username=WRITER_USER, password=SECRET,
+                                         **({"compress": False} | kwargs))
 
 
 def test_150_bind_parameters_go_as_a_form_and_all_arrive(gateway: ChdbGateway, database: str) -> None:
@@ -64,7 +68,7 @@ def test_inserts_with_large_settings_are_applied(gateway: ChdbGateway, database:
 
 def test_compressed_inserts_are_decoded(gateway: ChdbGateway, database: str) -> None:
     for codec in ("lz4", "zstd", "gzip"):
-        client = clickhouse_connect.get_client(dsn=gateway.url, database=database, compress=codec)
+        client = client_for(gateway, database, compress=codec)
         client.insert("trajectories", [[f"{codec}-{i}", "o", "succeeded"] for i in range(100)],
                       column_names=["session_id", "objective", "status"])
         assert client.command(f"SELECT count() FROM trajectories WHERE startsWith(session_id, '{codec}-')") == 100
