@@ -63,13 +63,15 @@ class ChdbGateway:
 
         self.secret = secret if secret is not None or card is None else writer_secret.new_secret()
         self._card = card
+        self._path = path
         self._conn = chdb.connect(path) if self.secret else None
         self._lock = threading.Lock()
         self.readers = ReaderSessions(path, size=readers, timeout_s=reader_timeout_s)
         self._connections: set[socket.socket] = set()
         self._server = _Server((host, port), _handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="chdb-gateway", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="chdb-gateway", daemon=True)
 
     @property
     def url(self) -> str:
@@ -83,7 +85,8 @@ class ChdbGateway:
         return self
 
     def stop(self, close_engine: bool = True) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for a serve loop that must have started
+            self._server.shutdown()
         self._server.server_close()
         for conn in list(self._connections):  # keep-alive clients must see the store go away too
             with contextlib.suppress(OSError):
@@ -160,11 +163,19 @@ class ChdbGateway:
 
     def _run(self, sql: str, params: dict[str, str] | None, database: str | None) -> bytes:
         """One writer statement under the writer lock (a chDB session is not thread-safe)."""
+        import chdb
+
         assert self._conn is not None
         with self._lock:
-            if database:
-                self._conn.query(f"USE `{database}`", "TabSeparated")
-            return self._conn.query(sql, "TabSeparated", params=params or {}).bytes() or b""
+            try:
+                if database:
+                    self._conn.query(f"USE `{database}`", "TabSeparated")
+                return self._conn.query(sql, "TabSeparated", params=params or {}).bytes() or b""
+            except Exception:
+                # chDB hands a failed query's partial output to the next query of the session
+                self._conn.close()
+                self._conn = chdb.connect(self._path)
+                raise
 
 
 class _Server(ThreadingHTTPServer):
