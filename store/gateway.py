@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import socket
+import sys
 import tempfile
 import threading
 import uuid
@@ -107,19 +108,18 @@ class ChdbGateway:
             if (req.headers.get("User-Agent") or "").startswith("ClickHouse/"):
                 raise GatewayError(403, 497, "the gateway serves no request made by its own engine (url() "
                                              "calling back would hold the engine). (ACCESS_DENIED)")
-            writer = self._authenticated(req, url.query)
-            body = http_request.read_body(req, None if writer and method == "POST" else READER_BODY_LIMIT)
+            writer = self._authenticated(req, url.query) and method == "POST"  # GET never writes
+            try:
+                body = http_request.read_body(req, None if writer else READER_BODY_LIMIT)
+            except http_request.BodyTooLarge as exc:
+                raise GatewayError(413, 307, f"{exc}: readers send SQL, not data. (TOO_MANY_BYTES)") from None
             request = http_request.parse(url.query, req.headers, body)
-            if writer and method == "POST" and request.settings.get("readonly", "0") in ("0", ""):
+            if writer and request.settings.get("readonly", "0") in ("0", ""):
                 ran, out = self._write(request)
             else:
                 ran, out = self.readers.query(request.text.decode(), request.params, request.database,
                                               request.settings)
-        except http_request.BodyTooLarge as exc:
-            return _error(req, GatewayError(413, 307, f"{exc}: readers send SQL, not data. (TOO_MANY_BYTES)"))
-        except GatewayError as exc:
-            return _error(req, exc)
-        except Exception as exc:  # every engine error becomes ClickHouse's error reply
+        except Exception as exc:  # refusals and engine errors alike become ClickHouse's error reply
             return _error(req, exc)
         _reply(req, 200, out, {"X-ClickHouse-Format": _trailing_format(ran) or "TabSeparated",
                                "X-ClickHouse-Timezone": "UTC",
@@ -181,8 +181,6 @@ class ChdbGateway:
 class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up is one debug line; anything else is logged with its traceback."""
-        import sys
-
         exc = sys.exc_info()[1]
         if isinstance(exc, _HANGUPS):
             log.debug("client %s went away: %s", client_address, exc.__class__.__name__)

@@ -53,9 +53,9 @@ class Target:
     def snapshot(self) -> list[tuple[Any, ...]]:
         """Every database, table, engine and row count the engine holds."""
         return self.admin.query(
-            "SELECT database, name, engine, total_rows FROM system.tables WHERE database NOT IN "
+            "SELECT * FROM (SELECT database, name, engine, total_rows FROM system.tables WHERE database NOT IN "
             "('system', 'INFORMATION_SCHEMA', 'information_schema') UNION ALL "
-            "SELECT name, '', '', NULL FROM system.databases ORDER BY 1, 2").result_rows
+            "SELECT name, '', '', NULL FROM system.databases) ORDER BY 1, 2").result_rows
 
 
 def seed(client: Any) -> None:

@@ -108,3 +108,27 @@ def test_a_client_that_hangs_up_is_one_debug_line(gateway: ChdbGateway, database
     gone = [r for r in caplog.records if "went away" in r.getMessage()]
     assert len(gone) == 1 and gone[0].levelno == logging.DEBUG
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_reader_size_limits(path: str, database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The result limit, the memory limit on one huge block, and the output cap, one at a time."""
+    from store import readers
+
+    def refusal(limits: dict[str, int], output_cap: int, sql: str) -> str:
+        monkeypatch.setattr(readers, "READER_LIMITS", limits)
+        monkeypatch.setattr(readers, "MAX_OUTPUT_BYTES", output_cap)
+        sessions = readers.ReaderSessions(path, size=1, timeout_s=60)
+        try:
+            with pytest.raises(Exception) as caught:
+                sessions.query(sql, {}, database)
+            assert sessions.query("SELECT 1", {}, database)[1] == b"1\n"  # the session was replaced
+            return str(caught.value)
+        finally:
+            sessions.close()
+
+    assert "Limit for result exceeded, max bytes: 976.56 KiB" in refusal(
+        {"max_result_bytes": 1_000_000}, 1 << 30, "SELECT toString(number) FROM numbers(10000000)")
+    assert "(MEMORY_LIMIT_EXCEEDED)" in refusal(
+        {"max_memory_usage": 100_000_000}, 1 << 30, "SELECT repeat('x', 1000000) FROM numbers(200)")
+    assert "at most 300000 for a reader. (TOO_MANY_ROWS_OR_BYTES)" in refusal(
+        {}, 300_000, "SELECT repeat('x', 1000) FROM numbers(400)")
