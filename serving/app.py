@@ -81,7 +81,8 @@ class Completions:
                              "context_length_exceeded")
         limit = min(req.token_limit() or self.default_max_tokens, room)
         params = SamplingParams(max_tokens=limit, temperature=req.temperature, top_p=req.top_p, seed=req.seed,
-                                stops=tuple(req.stops()), logprobs=req.logprobs, top_logprobs=req.top_logprobs or 0)
+                                stops=tuple(req.stops()), logprobs=req.logprobs, top_logprobs=req.top_logprobs or 0,
+                                ignore_eos=req.ignore_eos)
         return target, prompt, params
 
     def submit(self, target: Target, prompt: list[int], params: SamplingParams, n: int) -> _Job:

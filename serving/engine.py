@@ -275,7 +275,7 @@ class Engine:
         if row.request.cancelled.is_set():
             row.done = True
             return
-        eos = c.token in self.eos
+        eos = c.token in self.eos and not params.ignore_eos
         text = row.tracker.update(row.ids[:-1] if eos else row.ids)
         reason = "stop" if eos or row.tracker.stopped else "length" if (
             len(row.ids) >= params.max_tokens or row.position >= self.context) else None

@@ -2,8 +2,8 @@
 
 Only the fields we honour are modelled; fields that would change the answer and that we do not
 implement (tools, response formats) are refused with a clear error rather than silently ignored.
-vLLM's ``return_tokens_as_token_ids`` extension is accepted, so the same client code reads token
-ids from `art serve` and from vLLM.
+vLLM's ``return_tokens_as_token_ids`` and ``ignore_eos`` extensions are accepted, so the same client
+code reads token ids from `art serve` and from vLLM.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ class ChatRequest(BaseModel):
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
     return_tokens_as_token_ids: bool = False
+    ignore_eos: bool = False  # vLLM extension: generate max_tokens whatever the model says (benchmarks)
 
     @model_validator(mode="after")
     def _refuse_unsupported(self) -> ChatRequest:

@@ -21,6 +21,7 @@ class SamplingParams:
     stops: tuple[str, ...] = ()
     logprobs: bool = False
     top_logprobs: int = 0
+    ignore_eos: bool = False
 
 
 @dataclass(frozen=True)
