@@ -59,11 +59,24 @@ def serve(model_dir: Annotated[Path | None, typer.Option(help="HF model director
 
 @bench_app.command("train")
 def train(steps: Annotated[int, typer.Option(help="optimizer steps per measurement")] = 10,
-          repeats: Annotated[int, typer.Option(help="alternating fresh processes per side (medians)")] = 3) -> None:
-    """Training tokens/s of `art train` against the HF Trainer on the same tiny model and data."""
+          repeats: Annotated[int, typer.Option(help="alternating fresh processes per side (medians)")] = 3,
+          model: Annotated[str, typer.Option(help="tiny (≈20M, built here) or smollm2 (`art models base`)")] = "tiny",
+          batch_size: Annotated[int, typer.Option(help="examples per step")] = 8) -> None:
+    """Training tokens/s of `art train` against the HF Trainer on the same model and data."""
     from trainer.bench import bench_train
 
-    bench_train(steps=steps, repeats=repeats)  # prints per-run lines, then the JSON summary last
+    if model not in ("tiny", "smollm2"):
+        raise typer.BadParameter(f"--model must be tiny or smollm2, not {model!r}")
+    path = None
+    if model == "smollm2":
+        from bench.serve import default_model_dir
+
+        try:
+            path = default_model_dir()
+        except FileNotFoundError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+    bench_train(steps=steps, repeats=repeats, model=path, batch_size=batch_size)  # the JSON summary is printed last
 
 
 def register(app: typer.Typer) -> None:
