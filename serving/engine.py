@@ -84,12 +84,10 @@ class _Row:
 class Engine:
     """``submit`` from any thread; ``start``/``stop`` own the thread. Load with ``Engine.load``."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_batch: int = 16, max_adapters: int = 8,
-                 name: str = "base") -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, max_batch: int = 16, max_adapters: int = 8) -> None:
         self.base = model
         self.model = model
         self.tokenizer = tokenizer
-        self.name = name
         self.max_batch = max_batch
         self.max_adapters = max_adapters
         self.context = int(getattr(model.config, "max_position_embeddings", 2048))
