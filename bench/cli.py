@@ -61,7 +61,9 @@ def serve(model_dir: Annotated[Path | None, typer.Option(help="HF model director
 def train(steps: Annotated[int, typer.Option(help="optimizer steps per measurement")] = 10,
           repeats: Annotated[int, typer.Option(help="alternating fresh processes per side (medians)")] = 3,
           model: Annotated[str, typer.Option(help="tiny (≈20M, built here) or smollm2 (`art models base`)")] = "tiny",
-          batch_size: Annotated[int, typer.Option(help="examples per step")] = 8) -> None:
+          batch_size: Annotated[int, typer.Option(help="examples per step")] = 8,
+          workdir: Annotated[Path | None, typer.Option(help="folder for the model and data (default: a new "
+                                                            "temporary folder)")] = None) -> None:
     """Training tokens/s of `art train` against the HF Trainer on the same model and data."""
     from trainer.bench import bench_train
 
@@ -76,7 +78,9 @@ def train(steps: Annotated[int, typer.Option(help="optimizer steps per measureme
         except FileNotFoundError as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
-    bench_train(steps=steps, repeats=repeats, model=path, batch_size=batch_size)  # the JSON summary is printed last
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+    bench_train(steps=steps, repeats=repeats, model=path, batch_size=batch_size, workdir=workdir)  # JSON summary last
 
 
 def register(app: typer.Typer) -> None:
