@@ -32,12 +32,12 @@ def _store_fetch(config: Path | None) -> tuple[Any, Any]:
     from schemas.runtime import clickhouse_dsn_for
     from schemas.settings import load_config
     from serving.server import registry_fetch
-    from store.clickhouse import StoreError, connect, ensure_schema
+    from store.clickhouse import StoreError, ensure_schema, writer
 
     try:
         cfg = load_config(config)
         dsn = clickhouse_dsn_for(cfg)
-        client = connect(dsn, cfg.clickhouse.database)
+        client = writer(cfg, dsn)  # the running stack's gateway with its secret, else the directory itself
         ensure_schema(client)
     except (ConfigError, StoreError) as exc:
         console.print(f"[red]error:[/red] {exc}")
