@@ -38,6 +38,19 @@ def replay(trajectories: Annotated[int, typer.Option(help="trajectories to produ
     print(json.dumps(bench_replay(trajectories, steps=steps, engine=engine, baseline=baseline)))
 
 
+@bench_app.command("proxy")
+def proxy(rate: Annotated[float, typer.Option(help="calls/s of the open-loop latency rounds")] = 200.0,
+          seconds: Annotated[float, typer.Option(help="length of each round")] = 5.0,
+          repeats: Annotated[int, typer.Option(help="direct/proxied round pairs (medians, spread)")] = 3,
+          concurrency: Annotated[int, typer.Option(help="callers of the closed-loop throughput rounds")] = 32) -> None:
+    """Latency the recording proxy adds per call (p50/p99) and calls/s, against the same upstream called
+    directly in the same run; lost = proxied calls without their step event on the topic."""
+    from bench.proxy import bench_proxy
+
+    print(json.dumps(bench_proxy(rate=rate, seconds=seconds, repeats=repeats, concurrency=concurrency,
+                                 progress=lambda m: console.print(m))))
+
+
 @bench_app.command("train")
 def train(steps: Annotated[int, typer.Option(help="optimizer steps per measurement")] = 10,
           repeats: Annotated[int, typer.Option(help="alternating fresh processes per side (medians)")] = 3) -> None:

@@ -99,7 +99,8 @@ class RecordingProxy:
 
     async def _start(self, app: web.Application) -> None:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-        self.client = aiohttp.ClientSession(connector=connector, timeout=self.timeout, auto_decompress=True)
+        self.client = aiohttp.ClientSession(connector=connector, timeout=self.timeout, auto_decompress=True,
+                                            cookie_jar=aiohttp.DummyCookieJar())  # one jar would mix agents' cookies
         app["sweeper"] = asyncio.create_task(self._sweep_forever())
 
     async def _shutdown(self, app: web.Application) -> None:
