@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.capture.steps import Completion, ToolCall, Usage
+from agents.llm import _Logprobs, _token_trace  # vLLM's token_id:<id> convention, read in one place
 
 
 class MappingError(ValueError):
@@ -66,18 +67,33 @@ def _tool_call(data: Any) -> ToolCall:
                     arguments=arguments if isinstance(arguments, str) else json.dumps(arguments, sort_keys=True))
 
 
-def _logprobs(data: Any) -> tuple[float, ...] | None:
+def _logprob_items(data: Any) -> list[dict[str, Any]]:
     content = data.get("content") if isinstance(data, dict) else None
-    if not isinstance(content, list):
-        return None
-    values = [_float(item.get("logprob")) if isinstance(item, dict) else None for item in content]
-    return tuple(v for v in values if v is not None) if all(v is not None for v in values) else None
+    return [item for item in content if isinstance(item, dict)] if isinstance(content, list) else []
 
 
-def _token_ids(data: Any) -> tuple[int, ...] | None:
+def _token_ids(data: Any) -> list[int] | None:
     if isinstance(data, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in data):
-        return tuple(data)
+        return list(data)
     return None
+
+
+def token_trace(items: list[dict[str, Any]], token_ids: list[int] | None) -> tuple[tuple[int, ...] | None,
+                                                                                   tuple[float, ...] | None]:
+    """(token ids, their logprobs) of a completion when the upstream returned ids: as vLLM's
+    ``return_tokens_as_token_ids`` tokens (``token_id:<id>``, read by ``agents.llm``'s rule) or as its
+    ``token_ids`` field. Logprobs without ids cannot be aligned to tokens, so they are not kept."""
+    try:
+        ids, logprobs = _token_trace(_Logprobs.model_validate({"content": items})) if items else (None, None)
+    except ValueError:
+        ids, logprobs = None, None
+    if ids is not None and logprobs is not None:
+        return tuple(ids), tuple(logprobs)
+    if token_ids is None:
+        return None, None
+    values = [_float(item.get("logprob")) for item in items]
+    aligned = len(values) == len(token_ids) and all(v is not None for v in values)
+    return tuple(token_ids), tuple(v for v in values if v is not None) if aligned else None
 
 
 def completion_from_body(body: Any) -> Completion:
@@ -94,11 +110,12 @@ def completion_from_body(body: Any) -> Completion:
     calls = message.get("tool_calls") or []
     if not isinstance(calls, list):
         raise MappingError("tool_calls is not a list")
+    ids, logprobs = token_trace(_logprob_items(choice.get("logprobs")), _token_ids(choice.get("token_ids")))
     return Completion(model=str(body.get("model") or ""), content=message_text(message.get("content")),
                       tool_calls=tuple(_tool_call(c) for c in calls),
                       finish_reason=str(choice.get("finish_reason") or ""),
                       usage=usage_from(body.get("usage")), response_id=str(body.get("id") or ""),
-                      logprobs=_logprobs(choice.get("logprobs")), token_ids=_token_ids(choice.get("token_ids")))
+                      logprobs=logprobs, token_ids=ids)
 
 
 @dataclass
@@ -118,7 +135,7 @@ class StreamAccumulator:
     calls: dict[int, _PartialCall] = field(default_factory=dict)
     finish_reason: str = ""
     usage: Usage = field(default_factory=Usage)
-    logprobs: list[float] | None = None
+    logprob_items: list[dict[str, Any]] = field(default_factory=list)
     token_ids: list[int] | None = None
     chunks: int = 0
 
@@ -152,21 +169,19 @@ class StreamAccumulator:
                 part.arguments.append(fn["arguments"])
         if choice.get("finish_reason"):
             self.finish_reason = str(choice["finish_reason"])
-        logprobs = _logprobs(choice.get("logprobs"))
-        if logprobs is not None:
-            self.logprobs = (self.logprobs or []) + list(logprobs)
+        self.logprob_items.extend(_logprob_items(choice.get("logprobs")))
         ids = _token_ids(choice.get("token_ids"))
         if ids is not None:
-            self.token_ids = (self.token_ids or []) + list(ids)
+            self.token_ids = (self.token_ids or []) + ids
 
     def result(self) -> Completion:
         if not self.chunks:
             raise MappingError("stream ended without a chunk")
         calls = tuple(ToolCall(c.id, c.name, "".join(c.arguments)) for _, c in sorted(self.calls.items()))
+        ids, logprobs = token_trace(self.logprob_items, self.token_ids)
         return Completion(model=self.model, content="".join(self.content), tool_calls=calls,
                           finish_reason=self.finish_reason, usage=self.usage, response_id=self.response_id,
-                          logprobs=tuple(self.logprobs) if self.logprobs is not None else None,
-                          token_ids=tuple(self.token_ids) if self.token_ids is not None else None)
+                          logprobs=logprobs, token_ids=ids)
 
 
 # --- conversation identity ------------------------------------------------------------------

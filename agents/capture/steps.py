@@ -13,8 +13,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
-from schemas.models import Answer, SessionStatus, StepRecorded, Think, UseTool
+from schemas.models import Answer, CompletionTrace, SessionStatus, StepRecorded, Think, UseTool
 
 TEXT_LIMIT = 64 * 1024  # one step field; longer text is clipped with a marker, never refused
 OBJECTIVE_LIMIT = 4000
@@ -49,8 +50,8 @@ class Completion:
     finish_reason: str = ""
     usage: Usage = Usage()
     response_id: str = ""
-    logprobs: tuple[float, ...] | None = None  # per completion token, when the upstream returns them
-    token_ids: tuple[int, ...] | None = None
+    token_ids: tuple[int, ...] | None = None  # the completion's tokens, when the upstream returns them
+    logprobs: tuple[float, ...] | None = None  # one per token id (None: the upstream sent none)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,12 @@ def call_steps(observation: str, completion: Completion, *, at: datetime, execut
                   "completion_tokens": str(completion.usage.completion_tokens), **(metadata or {})}
     if completion.response_id:
         first_meta["response_id"] = completion.response_id
-    costs = {"tokens": completion.usage.total_tokens, "cost": cost, "execution_time_ms": execution_time_ms}
+    costs: dict[str, Any] = {"tokens": completion.usage.total_tokens, "cost": cost,
+                             "execution_time_ms": execution_time_ms}
+    if completion.token_ids is not None:  # what the policy produced, exactly, for training
+        costs["completions"] = [CompletionTrace(purpose="chat", model=completion.model,
+                                                token_ids=list(completion.token_ids),
+                                                logprobs=list(completion.logprobs or ()))]
     if not completion.tool_calls:
         step = StepRecorded(step_number=0, observation=clip(observation), thought="",
                             action=Answer(text=clip(completion.content)), step_metadata=first_meta, timestamp=at,

@@ -25,7 +25,7 @@ from agents.capture.steps import (
     with_outcome,
     with_tool_result,
 )
-from schemas.models import Answer, SessionStatus, UseTool
+from schemas.models import Answer, CompletionTrace, SessionStatus, UseTool
 
 AT = datetime(2026, 12, 1, tzinfo=UTC)
 BODY = {"id": "r1", "model": "m-1", "usage": {"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15},
@@ -41,6 +41,23 @@ def test_a_body_reads_into_a_completion() -> None:
     assert (c.model, c.content, c.finish_reason, c.response_id) == ("m-1", "let me look", "tool_calls", "r1")
     assert c.tool_calls == (ToolCall("c1", "search", '{"q": "x"}'), ToolCall("c2", "calc", '{"e": "1+1"}'))
     assert c.usage == Usage(11, 4, 15) and c.logprobs == (-0.5, -1.0) and c.token_ids == (7, 8)
+
+
+def test_token_ids_come_from_vllm_tokens_or_its_token_ids_field_and_logprobs_need_them() -> None:
+    def trace(logprobs: object, **extra: object) -> tuple[object, object]:
+        body = {"choices": [{"message": {"content": "x"}, "logprobs": logprobs, **extra}]}
+        c = completion_from_body(body)
+        return c.token_ids, c.logprobs
+
+    vllm = {"content": [{"token": "token_id:11", "logprob": -0.25}, {"token": "token_id:12", "logprob": -2.0}]}
+    assert trace(vllm) == ((11, 12), (-0.25, -2.0))
+    assert trace({"content": [{"token": "a", "logprob": -0.5}]}, token_ids=[5]) == ((5,), (-0.5,))
+    assert trace(None, token_ids=[5, 6]) == ((5, 6), None)
+    assert trace({"content": [{"token": "a", "logprob": -0.5}]}) == (None, None)  # no ids: nothing to align to
+    [step] = call_steps("q", completion_from_body({"model": "m", "choices": [
+        {"message": {"content": "x"}, "logprobs": vllm}]}), at=AT, execution_time_ms=1, cost=0)
+    assert step.step.completions == [CompletionTrace(purpose="chat", model="m", token_ids=[11, 12],
+                                                     logprobs=[-0.25, -2.0])]
 
 
 @pytest.mark.parametrize(("body", "reason"), [

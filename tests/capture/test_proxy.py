@@ -158,6 +158,28 @@ def test_prefix_identity_across_turns_and_completion_by_idle_timeout(capture_sta
         (text, messages[0]["content"]), ("echo: again", "again")]
 
 
+def test_token_ids_and_logprobs_are_recorded_when_the_upstream_returns_them(capture_stack: RunningStack,
+                                                                           ch: Any) -> None:
+    sid = f"trace-{uuid.uuid4().hex[:8]}"
+    client = OpenAI(base_url=capture_stack.info.proxy_url, api_key=KEY, max_retries=0,
+                    default_headers={"X-ART-Session": sid})
+    ask = {"logprobs": True, "extra_body": {"return_token_ids": True}}
+    messages: list[Any] = [{"role": "user", "content": "one two"}]
+    plain = client.chat.completions.create(model="scripted-1", messages=messages, **ask)
+    assert [t.logprob for t in plain.choices[0].logprobs.content] == [-0.125, -0.25, -0.375]
+    messages += [plain.choices[0].message, {"role": "user", "content": "three"}]
+    streamed = list(client.chat.completions.create(model="scripted-1", messages=messages, stream=True, **ask))
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "echo: three"
+    client.chat.completions.create(model="scripted-1", messages=[*messages, {"role": "user", "content": "no trace"}])
+    complete(capture_stack, sid)
+    trajectory(ch, sid)
+    got = rows(ch, "SELECT completions FROM steps WHERE session_id = {s:String} ORDER BY seq", s=sid)
+    trace = {"purpose": "chat", "model": "scripted-1"}
+    assert [r["completions"] for r in got] == [
+        [{**trace, "token_ids": [1000, 1001, 1002], "logprobs": [-0.125, -0.25, -0.375]}],
+        [{**trace, "token_ids": [1000, 1001], "logprobs": [-0.125, -0.25]}], []]
+
+
 def test_an_upstream_error_is_an_error_step_and_the_agent_sees_it_unchanged(capture_stack: RunningStack,
                                                                             ch: Any) -> None:
     sid = f"err-{uuid.uuid4().hex[:8]}"
