@@ -18,6 +18,8 @@ FORBIDDEN = {
     "schemas": {"streams", "consumers", "trainer", "agents", "judges", "store", "stack", "bench"},
     "judges": {"streams", "consumers", "trainer", "stack"},
     "store": {"streams", "consumers", "trainer", "agents", "judges", "stack"},
+    # capture reaches the pipeline only through the tracking SDK and the schemas
+    "agents/capture": {"streams", "consumers", "trainer", "store", "judges", "stack", "bench"},
 }
 
 
@@ -41,7 +43,7 @@ def test_package_boundaries(package: str) -> None:
 
 def test_pipeline_and_cli_import_without_torch() -> None:
     code = ("import sys, stack.cli, streams.sessions, streams.judging, consumers.sink, consumers.replay, "
-            "agents.tracking, agents.runner, judges; stack.cli._register_all(); "
+            "agents.tracking, agents.runner, agents.capture.run, judges; stack.cli._register_all(); "
             "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -187,6 +187,14 @@ class StreamAccumulator:
 # --- conversation identity ------------------------------------------------------------------
 
 
+def _canonical_arguments(arguments: str) -> str:
+    """Frameworks parse tool arguments and dump them again (LangChain: ``{"a":1}`` -> ``{"a": 1}``)."""
+    try:
+        return json.dumps(json.loads(arguments), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        return arguments
+
+
 def canonical(message: Any) -> bytes:
     """The parts of a message that identify it, whatever an SDK adds or drops when echoing it."""
     if not isinstance(message, dict):
@@ -197,7 +205,7 @@ def canonical(message: Any) -> bytes:
             tc = _tool_call(call)
         except MappingError:
             continue
-        calls.append([tc.id, tc.name, tc.arguments])
+        calls.append([tc.id, tc.name, _canonical_arguments(tc.arguments)])
     return json.dumps([str(message.get("role") or ""), message_text(message.get("content")), calls,
                        str(message.get("tool_call_id") or "")]).encode()
 

@@ -103,8 +103,8 @@ def test_conversation_keys_survive_how_sdks_echo_an_answer() -> None:
     key = extend_key(prefix_keys(history)[-1], completion)
     echoes = [
         {"role": "assistant", "content": "let me look", "tool_calls": BODY["choices"][0]["message"]["tool_calls"]},
-        {"tool_calls": [{"function": {"arguments": '{"q": "x"}', "name": "search"}, "id": "c1", "type": "function"},
-                        {"function": {"arguments": '{"e": "1+1"}', "name": "calc"}, "id": "c2", "type": "function"}],
+        {"tool_calls": [{"function": {"arguments": '{"q":"x"}', "name": "search"}, "id": "c1", "type": "function"},
+                        {"function": {"arguments": '{ "e" : "1+1" }', "name": "calc"}, "id": "c2", "type": "function"}],
          "content": [{"type": "text", "text": "let me look"}], "role": "assistant", "refusal": None, "audio": None},
     ]
     for echo in echoes:

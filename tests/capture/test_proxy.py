@@ -269,6 +269,41 @@ async def test_fifty_concurrent_conversations_are_fifty_exact_trajectories(captu
     assert counts == [{"steps": 100, "events": 200}]
 
 
+def test_the_readme_langgraph_example_is_one_session(capture_stack: RunningStack, ch: Any) -> None:
+    """README, "bring your own agent": LangGraph's prebuilt ReAct agent on ChatOpenAI(base_url=proxy),
+    no headers but the agent's name. LangChain re-serialises tool arguments, and the conversation is
+    still recognised."""
+    import warnings
+
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # create_react_agent's move to langchain.agents
+        from langgraph.prebuilt import create_react_agent
+
+    @tool
+    def multiply(a: int, b: int) -> int:
+        """Multiply two integers."""
+        return a * b
+
+    agent_name = f"lg-{uuid.uuid4().hex[:6]}"
+    llm = ChatOpenAI(base_url=capture_stack.info.proxy_url, api_key=KEY, model="scripted-1",
+                     default_headers={"X-ART-Agent": agent_name})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        agent = create_react_agent(llm, tools=[multiply])
+    out = agent.invoke({"messages": [("user", 'call:multiply:{"a":6,"b":7}')]})
+    assert out["messages"][-1].content == "result: 42"
+    sql = ("SELECT session_id, status, final_answer, step_count, tools_used FROM trajectories "
+           "WHERE agent_name = {a:String}")
+    [t] = wait_for(lambda: rows(ch, sql, a=agent_name), timeout_s=60)  # completed by the idle timeout
+    assert (t["status"], t["final_answer"], t["step_count"], t["tools_used"]) == (
+        "succeeded", "result: 42", 2, ["multiply"])
+    assert [(s["action_kind"], s["action_text"], s["tool_result"]) for s in steps(ch, t["session_id"], 2)] == [
+        ("use_tool", '{"a":6,"b":7}', "42"), ("answer", "result: 42", None)]
+
+
 def test_the_api_key_is_in_no_row_and_no_log(capture_stack: RunningStack, ch: Any) -> None:
     """Runs last in this module: every call above carried the key."""
     client = OpenAI(base_url=capture_stack.info.proxy_url, api_key=KEY, max_retries=0,
