@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import math
+import re
 from typing import Any
 
 import aiohttp
@@ -65,12 +66,23 @@ class CompleteRequest(BaseModel):
             raise ValueError("reward must be a finite number")
 
 
-def _error_text(status: int, data: bytes) -> str:
+_KEY_LIKE = re.compile(r"\b(?:sk|pk|rk|key)[-_][\w\-*]{6,}", re.I)
+
+
+def redact(text: str, authorization: str | None) -> str:
+    """Upstream errors may quote the key (OpenAI: "Incorrect API key provided: sk-ab***yz"): never keep it."""
+    token = (authorization or "").removeprefix("Bearer ").strip()
+    if len(token) >= 6:
+        text = text.replace(token, "[redacted]")
+    return _KEY_LIKE.sub("[redacted]", text)
+
+
+def _error_text(status: int, data: bytes, authorization: str | None) -> str:
     try:
         message = json.loads(data)["error"]["message"]
     except (ValueError, KeyError, TypeError):
         message = data[:500].decode("utf-8", "replace")
-    return f"upstream answered {status}: {message}"
+    return redact(f"upstream answered {status}: {message}", authorization)
 
 
 class RecordingProxy:
@@ -85,6 +97,7 @@ class RecordingProxy:
         self.sweep_interval_s = sweep_interval_s
         self.timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=10)
         self.client: aiohttp.ClientSession | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self.calls = 0
         self.app = web.Application(client_max_size=max_body_bytes)
         self.app.router.add_post("/v1/chat/completions", self.chat)
@@ -101,10 +114,11 @@ class RecordingProxy:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
         self.client = aiohttp.ClientSession(connector=connector, timeout=self.timeout, auto_decompress=True,
                                             cookie_jar=aiohttp.DummyCookieJar())  # one jar would mix agents' cookies
-        app["sweeper"] = asyncio.create_task(self._sweep_forever())
+        self._sweeper = asyncio.create_task(self._sweep_forever())
 
     async def _shutdown(self, app: web.Application) -> None:
-        app["sweeper"].cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         closed = await self.book.close_all()
         log.info("proxy stopping: completed %d open sessions", closed)
         if self.client is not None:
@@ -179,6 +193,15 @@ class RecordingProxy:
             await self.dead.put(raw, f"proxy: chat request not recorded: {exc}")
             return await self._forward_unrecorded(request, raw)
         call = await self.book.begin(identity_from(request.headers), body["messages"], str(body.get("model") or ""))
+        try:
+            return await self._forward_chat(request, body, raw, call)
+        except BaseException as exc:
+            if not call.settled:  # whatever broke, the call happened: it is an error step, not a lost one
+                await self.book.failed(call, f"proxy error: {exc.__class__.__name__}", utcnow())
+            raise
+
+    async def _forward_chat(self, request: web.Request, body: dict[str, Any], raw: bytes,
+                            call: Call) -> web.StreamResponse:
         stream = body.get("stream") is True
         hide_usage = False
         if stream:
@@ -198,7 +221,8 @@ class RecordingProxy:
         async with upstream:
             if upstream.status >= 400:
                 data = await upstream.read()
-                await self.book.failed(call, _error_text(upstream.status, data), utcnow())
+                await self.book.failed(call, _error_text(upstream.status, data, request.headers.get("Authorization")),
+                                       utcnow())
                 return self._respond(upstream, data, call)
             if stream and upstream.content_type == "text/event-stream":
                 return await self._relay_stream(request, upstream, call, hide_usage)

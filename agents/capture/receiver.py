@@ -39,6 +39,7 @@ class OtlpReceiver:
         self.flush_interval_s = flush_interval_s
         self.sessions = 0
         self.spans = 0
+        self._flusher: asyncio.Task[None] | None = None
         self.app = web.Application(client_max_size=max_body_bytes)
         self.app.router.add_post("/v1/traces", self.export)
         self.app.router.add_get("/v1/art/health", self.health)
@@ -46,12 +47,13 @@ class OtlpReceiver:
         self.app.on_shutdown.append(self._shutdown)
 
     async def _start(self, app: web.Application) -> None:
-        app["flusher"] = asyncio.create_task(self._flush_forever())
+        self._flusher = asyncio.create_task(self._flush_forever())
 
     async def _shutdown(self, app: web.Application) -> None:
-        app["flusher"].cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await app["flusher"]
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
         for trace_id in list(self.buffer.open):  # what waits is mapped now rather than lost
             await self._emit(trace_id, self.buffer.take(trace_id))
 
@@ -63,7 +65,10 @@ class OtlpReceiver:
     async def _flush_forever(self) -> None:
         while True:
             await asyncio.sleep(self.flush_interval_s)
-            await self.flush_due()
+            try:
+                await self.flush_due()
+            except Exception:  # e.g. the tracker refused: log it and keep mapping what comes next
+                log.exception("flushing due traces failed")
 
     async def flush_due(self, now: float | None = None) -> int:
         due = self.buffer.due(time.monotonic() if now is None else now)

@@ -50,8 +50,9 @@ def build_app(kind: str, cfg: ArtConfig, events: Tracker, dead: Tracker, upstrea
     if kind == "proxy":
         if not upstream:
             raise ValueError("the proxy needs an upstream (--upstream or capture.proxy_upstream)")
-        book = SessionBook(events, idle_timeout_s=capture.session_idle_timeout_s, prices=capture.prices)
-        return RecordingProxy(upstream, book, DeadLetters(dead, "capture.proxy"),
+        letters = DeadLetters(dead, "capture.proxy")
+        book = SessionBook(events, idle_timeout_s=capture.session_idle_timeout_s, prices=capture.prices, dead=letters)
+        return RecordingProxy(upstream, book, letters,
                               max_body_bytes=capture.max_proxy_body_bytes,
                               sweep_interval_s=min(5.0, capture.session_idle_timeout_s / 4)).app
     buffer = TraceBuffer(settle_s=capture.trace_settle_s, idle_s=capture.trace_idle_timeout_s,

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from agents.capture.chat import Turn, extend_key, new_turn, prefix_keys
+from agents.capture.deadletters import DeadLetters
 from agents.capture.steps import (
     OBJECTIVE_LIMIT,
     Completion,
@@ -68,6 +69,7 @@ class Call:
     turn: Turn
     key: str
     started: float = field(default_factory=time.monotonic)
+    settled: bool = False  # answered or failed
 
 
 class UnknownSession(KeyError):
@@ -76,8 +78,10 @@ class UnknownSession(KeyError):
 
 class SessionBook:
     def __init__(self, tracker: Tracker, *, idle_timeout_s: float = 300.0,
-                 prices: Mapping[str, Sequence[float]] | None = None, remember_completed: int = 100_000) -> None:
+                 prices: Mapping[str, Sequence[float]] | None = None, remember_completed: int = 100_000,
+                 dead: DeadLetters | None = None) -> None:
         self.tracker = tracker
+        self.dead = dead
         self.idle_timeout_s = idle_timeout_s
         self.prices = dict(prices or {})
         self.open: dict[str, OpenSession] = {}
@@ -131,6 +135,9 @@ class SessionBook:
         session.last_seen = time.monotonic()
         turn = new_turn(messages[seen:])
         async with session.lock:
+            if not self._is_open(session):  # completed while this call waited for it: start afresh
+                session.in_flight -= 1
+                return await self.begin(identity, messages, model)
             if session.tracked is None:
                 first = new_turn(messages)
                 objective = identity.objective or first.first_user or first.observation
@@ -145,14 +152,17 @@ class SessionBook:
     async def answered(self, call: Call, completion: Completion, at: datetime) -> None:
         """After the upstream answered: the call's steps wait for the agent's next move."""
         session = call.session
+        call.settled = True
         elapsed = int((time.monotonic() - call.started) * 1000)
         cost = call_cost(completion.model, completion.usage, self.prices)
         steps = call_steps(call.turn.observation, completion, at=at, execution_time_ms=elapsed, cost=cost)
         async with session.lock:
+            if await self._orphaned(session, steps):
+                return
             session.pending.extend(steps)
             session.last_step = steps[-1].step
             session.last_answer = answer_text(steps[-1].step) or session.last_answer
-            if session.session_id in self.open:
+            if self._is_open(session):
                 session.last_key = extend_key(call.key, completion)
                 if not session.named:
                     self.by_prefix.setdefault(session.last_key, deque()).append(session.session_id)
@@ -160,15 +170,33 @@ class SessionBook:
 
     async def failed(self, call: Call, error: str, at: datetime) -> None:
         """The call failed (upstream error status, unreachable upstream, broken stream)."""
+        call.settled = True
         elapsed = int((time.monotonic() - call.started) * 1000)
         step = error_step(call.turn.observation, error, at=at, execution_time_ms=elapsed)
         async with call.session.lock:
+            if await self._orphaned(call.session, [step]):
+                return
             call.session.pending.append(step)
             call.session.last_step = step.step
-            if call.session.session_id in self.open and not call.session.named:
+            if self._is_open(call.session) and not call.session.named:
                 call.session.last_key = call.key  # a retry of the same request continues the session
                 self.by_prefix.setdefault(call.key, deque()).append(call.session.session_id)
         self._end_call(call.session)
+
+    def _is_open(self, session: OpenSession) -> bool:
+        return self.open.get(session.session_id) is session
+
+    async def _orphaned(self, session: OpenSession, steps: list[PendingStep]) -> bool:
+        """A call that finished after its session was completed cannot join it: dead-letter its steps."""
+        if self._is_open(session):
+            return False
+        self._end_call(session)
+        for item in steps:
+            reason = f"proxy: call finished after session {session.session_id} completed"
+            log.warning("%s", reason)
+            if self.dead is not None:
+                await self.dead.put(item.step.model_dump_json().encode(), reason)
+        return True
 
     def _end_call(self, session: OpenSession) -> None:
         session.in_flight -= 1
@@ -191,7 +219,7 @@ class SessionBook:
         if session is None or session.tracked is None:
             raise UnknownSession(session_id)
         async with session.lock:
-            if session.session_id not in self.open:
+            if not self._is_open(session):
                 raise UnknownSession(session_id)
             rewarded = False
             if session.pending and (reward is not None or outcome):
