@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from agents.prompts import clip as clip_to
 from schemas.models import Answer, CompletionTrace, SessionStatus, StepRecorded, Think, UseTool
 
 TEXT_LIMIT = 64 * 1024  # one step field; longer text is clipped with a marker, never refused
@@ -22,7 +23,8 @@ OBJECTIVE_LIMIT = 4000
 
 
 def clip(text: str, limit: int = TEXT_LIMIT) -> str:
-    return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit} more chars]"
+    """Step fields are clipped, with the runner's marker of how much was cut, never refused."""
+    return clip_to(text, limit)
 
 
 @dataclass(frozen=True)
