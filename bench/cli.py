@@ -55,6 +55,17 @@ def serve(model_dir: Annotated[Path | None, typer.Option(help="HF model director
         raise typer.Exit(1) from None
     print(json.dumps(bench_serve(path, chats=chats, max_tokens=max_tokens, repeats=repeats,
                                  say=lambda m: console.print(m))))
+@bench_app.command("proxy")
+def proxy(rate: Annotated[float, typer.Option(help="calls/s of the open-loop latency rounds")] = 200.0,
+          seconds: Annotated[float, typer.Option(help="length of each round")] = 5.0,
+          repeats: Annotated[int, typer.Option(help="direct/proxied round pairs (medians, spread)")] = 3,
+          concurrency: Annotated[int, typer.Option(help="callers of the closed-loop throughput rounds")] = 32) -> None:
+    """Latency the recording proxy adds per call (p50/p99) and calls/s, against the same upstream called
+    directly in the same run; lost = proxied calls without their step event on the topic."""
+    from bench.proxy import bench_proxy
+
+    print(json.dumps(bench_proxy(rate=rate, seconds=seconds, repeats=repeats, concurrency=concurrency,
+                                 progress=lambda m: console.print(m))))
 
 
 @bench_app.command("train")

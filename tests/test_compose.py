@@ -24,7 +24,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 ART_ENV = {"ART_KAFKA_BOOTSTRAP", "ART_CLICKHOUSE_DSN", "ART_KAFKA_SCHEMA_REGISTRY_URL"}
-OURS = ("init", "worker", "sink", "trainer", "vllm-sync")
+OURS = ("init", "worker", "sink", "trainer", "vllm-sync", "proxy", "otlp")
 GPU = {"vllm", "vllm-sync"}  # the `gpu` profile: production serving, not started by default
 
 
@@ -131,6 +131,21 @@ def test_vllm_serves_the_registry_adapters_of_the_trainer(compose: dict[str, Any
     assert vllm["command"][vllm["command"].index("--model") + 1] == "/models/base"
     assert sync["command"][:4] == ["art", "vllm-sync", "--url", "http://vllm:8000"]
     assert sync["depends_on"]["vllm"]["condition"] == "service_healthy"
+def test_capture_services_listen_publicly_on_their_published_ports(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, port in (("proxy", 8088), ("otlp", 4318)):
+        command = services[name]["command"]
+        assert command[:4] == ["python", "-m", "agents.capture.run", name]
+        assert command[command.index("--host") + 1] == "0.0.0.0" and command[command.index("--port") + 1] == str(port)
+        published = {int(p["target"]) if isinstance(p, dict) else int(p.split(":")[-1])
+                     for p in services[name]["ports"]}
+        assert published == {port}
+        assert f"127.0.0.1:{port}/v1/art/health" in " ".join(services[name]["healthcheck"]["test"])
+        assert services[name]["depends_on"]["init"]["condition"] == "service_completed_successfully"
+    upstream = services["proxy"]["command"][-2:]
+    assert upstream[0] == "--upstream"
+    assert upstream[1] in ("${ART_PROXY_UPSTREAM:-http://host.docker.internal:8000/v1}",  # raw file
+                           os.environ.get("ART_PROXY_UPSTREAM", "http://host.docker.internal:8000/v1"))  # parsed
 
 
 def test_state_lives_in_named_volumes(compose: dict[str, Any]) -> None:
