@@ -68,6 +68,17 @@ def proxy(rate: Annotated[float, typer.Option(help="calls/s of the open-loop lat
                                  progress=lambda m: console.print(m))))
 
 
+@bench_app.command("ui")
+def ui(trajectories: Annotated[int, typer.Option(help="synthetic trajectories in a fresh store")] = 1_000_000,
+       repeats: Annotated[int, typer.Option(help="timed runs per page (medians, spread printed)")] = 5,
+       workdir: Annotated[Path | None, typer.Option(help="folder for the temporary store")] = None) -> None:
+    """Trajectory list page times of `art ui` (through its read-only path) at a million rows, against the
+    reader's floor and naive OFFSET paging in the same run."""
+    from bench.ui import bench_ui
+
+    print(json.dumps(bench_ui(trajectories, repeats=repeats, workdir=workdir, say=lambda m: console.print(m))))
+
+
 @bench_app.command("train")
 def train(steps: Annotated[int, typer.Option(help="optimizer steps per measurement")] = 10,
           repeats: Annotated[int, typer.Option(help="alternating fresh processes per side (medians)")] = 3,

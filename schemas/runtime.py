@@ -26,6 +26,7 @@ class StackInfo(BaseModel):
     schema_registry_url: str = ""  # Confluent-compatible REST endpoint (the embedded one, or the configured one)
     proxy_url: str = ""  # the recording proxy's OpenAI-compatible base URL (…/v1), when `art up` runs one
     otlp_url: str = ""  # the OTLP/HTTP receiver's base URL (traces at …/v1/traces), when `art up` runs one
+    ui_url: str = ""  # the read-only web UI (`art ui`), when `art up` serves it
 
 
 def stack_file(data_dir: Path) -> Path:

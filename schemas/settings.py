@@ -94,6 +94,14 @@ class CaptureConfig(Section):
         default_factory=dict, description="model -> [input, output] price per million tokens, for step cost")
 
 
+class UiConfig(Section):
+    """`art ui`, the read-only web app; `art up` serves it too unless disabled."""
+
+    enabled: bool = Field(True, description="serve the UI under `art up`")
+    port: int = Field(0, ge=0, le=65535, description="its port on 127.0.0.1; 0 = any free port under `art up`, "
+                                                     "8765 for `art ui`")
+
+
 class ArtConfig(Section):
     tracking_enabled: bool = True
     training_interval_s: float = Field(3600.0, gt=0)
@@ -107,6 +115,7 @@ class ArtConfig(Section):
     stream: StreamConfig = Field(default_factory=StreamConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    ui: UiConfig = Field(default_factory=UiConfig)
 
     def clickhouse_dsn(self) -> str:
         return self.clickhouse.dsn or f"chdb://{(self.storage.data_dir / 'clickhouse').resolve()}"

@@ -69,7 +69,10 @@ def up(config: ConfigOpt = None,
        proxy_upstream: Annotated[str | None, typer.Option(
            help="also run the recording proxy in front of this OpenAI-compatible base URL")] = None,
        otlp: Annotated[bool | None, typer.Option(
-           "--otlp/--no-otlp", help="also run the OTLP/HTTP receiver (default capture.otlp_enabled)")] = None) -> None:
+           "--otlp/--no-otlp", help="also run the OTLP/HTTP receiver (default capture.otlp_enabled)")] = None,
+       ui: Annotated[bool | None, typer.Option(
+           "--ui/--no-ui", help="serve the read-only web UI (default ui.enabled; its URL is ui_url in stack.json)")]
+       = None) -> None:
     """Start the embedded stack (broker, ClickHouse, stream workers, sinks) until Ctrl-C or SIGTERM."""
     from stack.supervisor import Stack
 
@@ -79,6 +82,8 @@ def up(config: ConfigOpt = None,
         cfg.capture.proxy_upstream = proxy_upstream
     if otlp is not None:
         cfg.capture.otlp_enabled = otlp
+    if ui is not None:
+        cfg.ui.enabled = ui
     running = read_stack_info(cfg.storage.data_dir)
     if running is not None:
         console.print(f"[red]error:[/red] a stack already runs for {cfg.storage.data_dir} (pid {running.pid})")
@@ -96,6 +101,8 @@ def up(config: ConfigOpt = None,
         info = stack.start()
         console.print(f"[green]stack up[/green]: kafka {info.bootstrap}, clickhouse {info.clickhouse_url}, "
                       f"data {cfg.storage.data_dir} (Ctrl-C stops)")
+        if info.ui_url:
+            console.print(f"ui: {info.ui_url}")
         if info.proxy_url or info.otlp_url:
             console.print(f"capture: proxy {info.proxy_url or 'off'}, otlp {info.otlp_url or 'off'}")
         while not stopping:

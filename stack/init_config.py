@@ -64,6 +64,10 @@ max_proxy_body_bytes = 67108864
 max_open_spans = 200000               # above this the receiver answers 503 (exporters retry)
 # [art.capture.prices]                # per million tokens: model = [input, output]
 # "gpt-4o-mini" = [0.15, 0.60]
+
+[art.ui]                              # the read-only web UI: `art ui`, and served by `art up`
+enabled = true                        # false: `art up` does not serve it
+port = 0                              # 127.0.0.1; 0: a free port under `art up` (ui_url, stack.json), 8765 for art ui
 """
 
 

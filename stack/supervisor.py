@@ -52,6 +52,7 @@ class Stack:
     registry: RegistryServer | None = None
     proxy_url: str = ""
     otlp_url: str = ""
+    ui_url: str = ""
 
     @property
     def data_dir(self) -> Path:
@@ -86,7 +87,7 @@ class Stack:
         info = StackInfo(pid=os.getpid(), bootstrap=self.bootstrap, clickhouse_url=self.clickhouse_url,
                          log_epoch=self.log_epoch, topic_prefix=self.cfg.kafka.topic_prefix, started_at=time.time(),
                          schema_registry_url=self.registry.url if self.registry else self.cfg.kafka.schema_registry_url,
-                         proxy_url=self.proxy_url, otlp_url=self.otlp_url,
+                         proxy_url=self.proxy_url, otlp_url=self.otlp_url, ui_url=self.ui_url,
                          children={c.name: c.proc.pid for c in self.children if c.proc}
                          | ({"broker": self.broker.proc.pid} if self.broker and self.broker.proc else {}))
         write_stack_info(self.data_dir, info)
@@ -103,6 +104,12 @@ class Stack:
         self.children += [Child(f"sink-{i}", [sys.executable, "-m", "consumers.run", *common])
                           for i in range(self.sinks)]
         self.children += self._capture_children()
+        if self.cfg.ui.enabled:  # the read-only web UI (ui/): a reader like any other, riding out broker restarts
+            port = self.cfg.ui.port or free_port()
+            self.ui_url = f"http://127.0.0.1:{port}"
+            self.children.append(Child("ui", [sys.executable, "-m", "ui", "--port", str(port)]
+                                       + (["--config", str(self.config_path)] if self.config_path else []),
+                                       follows_broker=False))
 
     def _capture_children(self) -> list[Child]:
         """The recording proxy and the OTLP receiver, when enabled (agents/capture)."""

@@ -23,7 +23,18 @@ FORBIDDEN = {
     "agents": {"serving"},  # agents reach a served model over HTTP only, like any other endpoint
     # capture reaches the pipeline only through the tracking SDK and the schemas
     "agents/capture": {"streams", "consumers", "trainer", "store", "judges", "stack", "bench", "serving"},
+    # the UI only looks: the store through its one read-only path, the broker's offsets, the registry's files
+    "ui": {"streams", "consumers", "trainer", "agents", "judges", "stack", "bench", "serving"},
 }
+#: what ui/ may take from store/: the reader and its errors, never a writer, a DSN client or DDL
+UI_STORE_NAMES = {"reader", "StoreError", "StoreMissing", "error_text"}
+#: calls that write somewhere (store, broker, commits); none may appear in ui/ (``command`` with arguments:
+#: ClickHouse's, not typer's ``app.command()``)
+UI_WRITING_CALLS = {"insert", "command", "writer", "connect", "ensure_schema", "create_topics", "delete_topics",
+                    "delete_records", "alter_configs", "commit", "send_and_wait", "send_batch",
+                    "create_partitions", "raw_insert", "insert_df", "insert_arrow"}
+#: the only Kafka protocol requests ui/ may build: fetch (for highwaters) and list offsets
+UI_KAFKA_REQUESTS = {"aiokafka.protocol.fetch": {"FetchRequest"}, "aiokafka.protocol.offset": {"OffsetRequest"}}
 
 
 def imported_packages(path: Path) -> set[str]:
@@ -44,10 +55,38 @@ def test_package_boundaries(package: str) -> None:
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
+def test_ui_reads_the_store_only_through_the_reader() -> None:
+    """ui/ imports nothing of store/ but the reader path, no ClickHouse or chDB client of its own, no
+    producer, and calls nothing that writes (the broker client only fetches and lists offsets)."""
+    found: dict[str, list[str]] = {}
+    for path in (ROOT / "ui").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            bad: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "store":
+                bad += [f"{node.module}.{a.name}" for a in node.names
+                        if node.module != "store.clickhouse" or a.name not in UI_STORE_NAMES]
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) and
+                                                        node.module else [])
+                bad += [n for n in names if n.split(".")[0] in ("clickhouse_connect", "chdb") or "Producer" in n]
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("aiokafka.protocol"):
+                bad += [f"{node.module}.{a.name}" for a in node.names
+                        if a.name not in UI_KAFKA_REQUESTS.get(node.module or "", set())]
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+                if name in UI_WRITING_CALLS and (name != "command" or node.args or node.keywords):
+                    bad.append(f"call {name}() line {node.lineno}")
+            if bad:
+                found.setdefault(str(path.relative_to(ROOT)), []).extend(bad)
+    assert found == {}
+
+
 def test_pipeline_and_cli_import_without_torch() -> None:
     code = ("import sys, stack.cli, streams.sessions, streams.judging, consumers.sink, consumers.replay, "
             "agents.tracking, agents.runner, agents.capture.run, judges, serving.app, serving.server, "
-            "serving.vllm_sync, trainer.basemodel, bench.serve; stack.cli._register_all(); "
+            "serving.vllm_sync, trainer.basemodel, bench.serve, ui.app, ui.views, ui.cli; stack.cli._register_all(); "
             "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

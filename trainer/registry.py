@@ -64,7 +64,8 @@ def register_model(client: Any, *, result: TrainResult, cfg: TrainingConfig, win
     folder = models_dir / model_id
     shutil.copytree(result.adapter_dir, folder / "adapter")
     (folder / "config.json").write_text(cfg.to_json())
-    (folder / "metrics.json").write_text(json.dumps({"metrics": result.metrics, "evals": result.evals}, indent=1))
+    (folder / "metrics.json").write_text(json.dumps({"metrics": result.metrics, "evals": result.evals,
+                                                     "history": result.history}, indent=1))  # curves for art ui
     (folder / "window.json").write_text(json.dumps({"window_id": window_id, "base_model": cfg.model_path}))
     save_curves(result.history, result.evals, folder / "curves.png", title=f"{model_id} ({cfg.objective})")
     record = ModelRecord(model_id=model_id, name=name or f"{specialization}-{cfg.objective}",
