@@ -45,7 +45,7 @@ def test_up_serves_live_session_state_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     with RunningStack(tmp_path / "data", env={"ART_STREAM_WEB_PORT": str(port)}) as stack:
         children = dict(stack.info.children)
-        assert set(children) == {"worker-0", "sink-0", "broker"}
+        assert set(children) == {"worker-0", "sink-0", "broker", "ui"}  # the UI: on by default ([art.ui])
         check_live_view(stack, port)
         assert stack.stop() == 0
     for name, pid in children.items():

@@ -29,14 +29,14 @@ _COUNTS = "SELECT " + ", ".join(f"(SELECT count() FROM {t}) AS {t}" for t in TAB
    WHERE seq = 0 AND ts >= now64(6) - toIntervalSecond({window:UInt32})
      AND session_id NOT IN (SELECT session_id FROM trajectories
                             WHERE started_at >= now64(6) - toIntervalSecond({window2:UInt32}))) AS open_sessions"""
-_REASONS = """SELECT trim(BOTH ' ' FROM splitByChar(':', reason)[1]) AS kind, count() AS letters,
-       max(occurred_at) AS last_at, any(source_topic) AS topic
+# a reason's kind: the text before its first ':' with numbers as N ("unknown schema id N"), so one cause is one row
+_KIND = "replaceRegexpAll(trim(BOTH ' ' FROM splitByChar(':', reason)[1]), '[0-9]+', 'N')"
+_REASONS = f"""SELECT {_KIND} AS kind, count() AS letters, max(occurred_at) AS last_at, any(source_topic) AS topic
 FROM dead_letters GROUP BY kind ORDER BY letters DESC, kind LIMIT 50"""
-_LETTERS = """SELECT event_id, reason, source_topic, source_partition, source_offset, log_epoch, occurred_at,
-       topic, partition, offset, length(raw) AS raw_bytes, substring(raw, 1, {cut:UInt32}) AS raw
-FROM dead_letters WHERE {kind:String} = '' OR trim(BOTH ' ' FROM splitByChar(':', reason)[1]) = {kind:String}
-ORDER BY occurred_at DESC LIMIT {n:UInt32}"""
-
+_LETTERS = f"""SELECT event_id, reason, source_topic, source_partition, source_offset, log_epoch, occurred_at,
+       topic, partition, offset, length(raw) AS raw_bytes, substring(raw, 1, {{cut:UInt32}}) AS raw
+FROM dead_letters WHERE {{kind:String}} = '' OR {_KIND} = {{kind:String}}
+ORDER BY occurred_at DESC LIMIT {{n:UInt32}}"""
 
 class LiveMonitor:
     def __init__(self, cfg: ArtConfig, store: UiStore) -> None:

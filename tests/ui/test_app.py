@@ -148,15 +148,18 @@ async def test_dead_letters_show_the_raw_record_and_its_coordinates(app: tuple[T
     columns = ["event_id", "source_topic", "source_partition", "source_offset", "raw", "reason", "occurred_at",
                "log_epoch"]
     store.insert("dead_letters", [[uuid.uuid4(), "art.session-events", 2, 4711, raw, "undecodable: bad magic byte",
-                                   T0, 99]], column_names=columns)
+                                   T0, 99]] + [[uuid.uuid4(), "art.rewards", 0, offset, b"?", f"unknown schema id {n}",
+                                               T0, 99] for offset, n in ((5, 17), (6, 4242))], column_names=columns)
     body = json.loads(await (await client.get("/api/live")).text())
-    assert body["reasons"][0]["kind"] == "undecodable" and body["reasons"][0]["letters"] == 1
+    assert [(r["kind"], r["letters"]) for r in body["reasons"]] == [("unknown schema id N", 2), ("undecodable", 1)]
     assert body["broker_error"].startswith("no stack is running")
     assert [t["store_total"] for t in body["throughput"] if t["name"] == "trajectories"] == [N]
     html = await (await client.get("/live?reason=undecodable")).text()
     assert "source art.session-events · partition 2 · offset 4711 · log epoch 99" in html
     assert "\\x00\\x01not avro {&#34;x&#34;: 1}" in html
-    assert "00 01 6e 6f 74 20 61 76" in html
+    assert "00 01 6e 6f 74 20 61 76" in html and "unknown schema" not in html.split('id="letters"')[1]
+    html = await (await client.get("/live?reason=unknown+schema+id+N")).text()
+    assert html.split('id="letters"')[1].count('class="letter"') == 2
 
 
 async def test_mutating_methods_are_refused_before_anything_runs(app: tuple[TestClient, Any]) -> None:

@@ -108,6 +108,22 @@ def seed_registry(stack: RunningStack) -> None:
                                                               {"step": 30, "eval_loss": 1.25}]}))
 
 
+def until(page: Any, expression: str, timeout_s: float = 30.0) -> Any:
+    """Poll a JavaScript expression until it is truthy. (Playwright's wait_for_function evaluates by
+    eval(), which the UI's Content-Security-Policy refuses, as it should.)"""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = page.evaluate(expression)
+        if value or time.monotonic() > deadline:
+            assert value, f"{expression} stayed false for {timeout_s} s"
+            return value
+        page.wait_for_timeout(250)
+
+
+def stored_events(page: Any) -> int:
+    return int(cell(page, "session events", 3).replace(",", ""))
+
+
 def shot(page: Any, artifacts: Path, name: str) -> None:
     page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
 
@@ -197,7 +213,7 @@ def test_versions_compare_two_judges_and_two_reward_versions(stack: RunningStack
                             "new_judge = 'heuristic@2')")
     page.goto(f"{ui}/versions?kind=judge&a=heuristic@1&b=heuristic@2")
     assert count_on(page, "#compared") == both == GROUPS * ROLLOUTS
-    page.wait_for_function("document.getElementById('scatter') && Chart.getChart('scatter') !== undefined")
+    until(page, "Chart.getChart('scatter') !== undefined && Chart.getChart('histogram') !== undefined")
     shot(page, artifacts, "versions-judge")
     page.goto(f"{ui}/versions?kind=reward&a=ruler-heuristic@1&b=ruler-heuristic@2")
     assert count_on(page, "#compared") == sql_count(
@@ -214,8 +230,8 @@ def test_models_show_the_registry_champion_and_loss_curve(stack: RunningStack, u
     assert page.locator("#registry tbody tr").count() == models == 2
     assert "ui-champion" in page.locator("#champions").inner_text()
     assert page.locator("#runs tbody tr").first.inner_text().startswith("r-ui")
-    page.wait_for_function("Chart.getChart('loss') && Chart.getChart('loss').data.datasets[0].data.length === 30")
-    page.wait_for_function("Chart.getChart('success') !== undefined")
+    assert until(page, "Chart.getChart('loss') && Chart.getChart('loss').data.datasets[0].data.length") == 30
+    until(page, "Chart.getChart('success') !== undefined")
     shot(page, artifacts, "models")
     assert page.errors == []
 
@@ -241,8 +257,10 @@ def test_live_counters_move_while_a_fleet_runs(stack: RunningStack, ui: str, pag
     page.goto(f"{ui}/live")
     page.evaluate("window.__notReloaded = true")
     stored = sql_count(stack, "SELECT count() FROM session_events")
-    page.wait_for_function(f"document.querySelector('#throughput tr[data-name=\"session events\"] td:nth-child(4)')"
-                           f".innerText.replace(/,/g, '') === '{stored}'")
+    deadline = time.monotonic() + 30
+    while stored_events(page) != stored and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+    assert stored_events(page) == stored
     logged = cell(page, "session events", 1)
     fleet = threading.Thread(target=lambda: asyncio.run(run_fleet(stack, groups=4)))
     fleet.start()
@@ -250,16 +268,61 @@ def test_live_counters_move_while_a_fleet_runs(stack: RunningStack, ui: str, pag
     deadline = time.monotonic() + 60
     while fleet.is_alive() and time.monotonic() < deadline:
         rates.add(page.locator('[data-live="events_in"]').inner_text())
-        time.sleep(0.25)
+        page.wait_for_timeout(250)
     fleet.join()
     grown = sql_count(stack, "SELECT count() FROM session_events")  # may still grow: wait for the store to settle
-    page.wait_for_function(f"+document.querySelector('#throughput tr[data-name=\"session events\"] td:nth-child(4)')"
-                           f".innerText.replace(/,/g, '') >= {grown} && {grown} > {stored}", timeout=60_000)
+    deadline = time.monotonic() + 60
+    while stored_events(page) < grown and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+    assert stored_events(page) >= grown > stored
     assert cell(page, "session events", 1) != logged  # the log's highwater moved too
     assert rates - {"0.0", "—"}, f"events in never showed a rate while the fleet ran: {rates}"
     assert page.evaluate("window.__notReloaded") is True
     shot(page, artifacts, "live")
     assert page.errors == []
+
+
+def test_a_dead_letter_shows_its_reason_raw_record_and_coordinates(stack: RunningStack, ui: str, page: Any,
+                                                                  artifacts: Path) -> None:
+    poison = b"\x00not an avro record <b>bold</b>"
+    partition, offset = off_the_page_loop(produce_raw(stack, poison))
+    page.goto(f"{ui}/live")
+    page.locator("#reasons a").first.wait_for(timeout=60_000)
+    stored = sql(stack, "SELECT reason, source_topic, source_partition, source_offset FROM dead_letters")
+    assert [(int(r["source_partition"]), int(r["source_offset"])) for r in stored] == [(partition, offset)]
+    assert page.locator('[data-live="dead_letters"]').inner_text() == "1"
+    page.locator("#reasons a").first.click()
+    page.wait_for_url("**/live?reason=**")
+    letter = page.locator("#letters .letter").first
+    assert stored[0]["reason"] in letter.inner_text()
+    assert f"source {stack.cfg.kafka.topics().session_events.name} · partition {partition} · offset {offset}" in \
+        letter.locator(".coords").inner_text()
+    letter.locator("summary").first.click()
+    assert letter.locator("pre").first.inner_text() == "\\x00not an avro record <b>bold</b>"
+    shot(page, artifacts, "live-dead-letter")
+    assert page.errors == []
+
+
+def off_the_page_loop(coro: Any) -> Any:
+    """Run ``coro`` to its end in a thread: Playwright's sync API holds this thread's event loop."""
+    out: list[Any] = []
+    worker = threading.Thread(target=lambda: out.append(asyncio.run(coro)))
+    worker.start()
+    worker.join(60)
+    return out[0]
+
+
+async def produce_raw(stack: RunningStack, value: bytes) -> tuple[int, int]:
+    """One record that is not an event, straight onto the session-events topic: (partition, offset)."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=stack.info.bootstrap)
+    await producer.start()
+    try:
+        meta = await producer.send_and_wait(stack.cfg.kafka.topics().session_events.name, value, key=b"poison")
+    finally:
+        await producer.stop()
+    return meta.partition, meta.offset
 
 
 async def run_fleet(stack: RunningStack, groups: int) -> None:

@@ -51,7 +51,8 @@
       link.textContent = r.kind;
       const first = document.createElement("td");
       first.appendChild(link);
-      const tr = row([first, cell(r.topic, "mono"), cell(num(r.letters), "num"), cell(r.last_at.slice(0, 19).replace("T", " "))]);
+      const tr = row([first, cell(r.topic, "mono"), cell(num(r.letters), "num"),
+                      cell(r.last_at.slice(0, 19).replace("T", " "), "nowrap")]);
       if (r.kind === current) tr.className = "current";
       return tr;
     }), "no dead letters", 4);
@@ -121,7 +122,7 @@
     const c = d.curves;
     if (c && (c.train_loss.length || Object.keys(c.evals).length)) {
       const sets = [{label: "train loss", data: c.train_loss.map(p => ({x: p[0], y: p[1]})), borderColor: palette[0],
-                     pointRadius: 0, borderWidth: 1.5}];
+                     backgroundColor: palette[0], pointRadius: 0, borderWidth: 1.5}];
       Object.entries(c.evals).filter(([k]) => k.endsWith("loss")).forEach(([k, pts], i) => sets.push(
         {label: k.replace(/_/g, " "), data: pts.map(p => ({x: p[0], y: p[1]})), borderColor: palette[i + 1],
          backgroundColor: palette[i + 1], pointRadius: 3}));
