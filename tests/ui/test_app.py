@@ -185,3 +185,26 @@ def test_model_curves_are_read_only_from_the_models_folder(tmp_path: Path) -> No
     (models / "m-2").mkdir()
     (models / "m-2" / "metrics.json").write_text("not json")
     assert read_curves(models, "m-2") is None
+
+
+async def test_models_page_shows_each_evaluation_and_the_learning_curve(app: tuple[TestClient, Any],
+                                                                       store: Any) -> None:
+    client, _ = app
+    tables = {r[0] for r in store.query("SELECT name FROM system.tables WHERE database = currentDatabase()")
+              .result_rows}
+    if "evaluations" not in tables:
+        html = await (await client.get("/models")).text()
+        assert "This store has no evaluations table yet" in html
+        pytest.skip("this store has no evaluations table yet (it comes with `art eval`, issue 13)")
+    rounds = [(0, 12), (1, 20), (2, 30)]
+    store.insert("evaluations", [[f"e-{r}", f"m-{r}", "heldout", "builtin", 40, s,
+                                  {"eval_success": s / 40, "eval_success_lo": s / 40 - 0.1,
+                                   "eval_success_hi": s / 40 + 0.1}, "loop-1", r, T0 + timedelta(hours=r),
+                                  T0 + timedelta(hours=r, minutes=5)] for r, s in rounds],
+                 column_names=["eval_id", "model_id", "split", "suite", "missions", "successes", "metrics", "loop_id",
+                               "round", "started_at", "finished_at"])
+    html = await (await client.get("/models")).text()
+    charts = json.loads(re.search(r'id="chart-data">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
+    assert [(p["round"], p["success_rate"]) for p in charts["learning"]] == [(r, s / 40) for r, s in rounds]
+    table = html.split('id="evaluations"')[1].split("</table>")[0]
+    assert table.count("<tr><td") == 3 and "0.750" in table
