@@ -24,6 +24,8 @@ _SOURCE = {
     "reward": "reward_version_comparison(old_version = {a:String}, new_version = {b:String})",
 }
 _COLUMNS = {"judge": ("old_score", "new_score"), "reward": ("old_total", "new_total")}
+# a shift below 1e-9 is float noise of equal scores, not a move
+_SHIFT = "round(shift, 9)"
 
 
 @dataclass
@@ -51,8 +53,9 @@ async def compare(store: UiStore, kind: Kind, a: str | None, b: str | None) -> C
     params = {"a": a, "b": b}
     out.summary = await store.one(
         f"SELECT count() AS n, avg({old}) AS mean_a, avg({new}) AS mean_b, avg(shift) AS mean_shift, "
-        f"avg(abs(shift)) AS mean_abs_shift, countIf(shift > 0) AS up, countIf(shift < 0) AS down, "
-        f"corr({old}, {new}) AS corr, min(shift) AS min_shift, max(shift) AS max_shift FROM {source}", params)
+        f"avg(abs(shift)) AS mean_abs_shift, countIf({_SHIFT} > 0) AS up, countIf({_SHIFT} < 0) AS down, "
+        f"corr({old}, {new}) AS corr, min({_SHIFT}) AS min_shift, max({_SHIFT}) AS max_shift "
+        f"FROM {source}", params)
     if not out.summary.get("n"):
         return out
     out.points = [[r["x"], r["y"]] for r in await store.rows(
@@ -61,13 +64,13 @@ async def compare(store: UiStore, kind: Kind, a: str | None, b: str | None) -> C
     lo, hi = float(out.summary["min_shift"]), float(out.summary["max_shift"])
     width = (hi - lo) / BINS if hi > lo else 1.0
     counts = await store.rows(
-        f"SELECT least(toUInt32(floor((shift - {{lo:Float64}}) / {{w:Float64}})), {{last:UInt32}}) AS bin, "
+        f"SELECT least(toUInt32(floor(({_SHIFT} - {{lo:Float64}}) / {{w:Float64}})), {{last:UInt32}}) AS bin, "
         f"count() AS n FROM {source} GROUP BY bin ORDER BY bin", params | {"lo": lo, "w": width, "last": BINS - 1})
     by_bin = {int(r["bin"]): int(r["n"]) for r in counts}
     out.histogram = ([{"from": lo + i * width, "to": lo + (i + 1) * width, "n": by_bin.get(i, 0)} for i in range(BINS)]
                      if hi > lo else [{"from": lo, "to": hi, "n": by_bin.get(0, 0)}])
     out.movers = await store.rows(
-        f"SELECT session_id, agent_name, group_id, {old} AS a, {new} AS b, shift FROM {source} WHERE shift != 0 "
+        f"SELECT session_id, agent_name, group_id, {old} AS a, {new} AS b, shift FROM {source} WHERE {_SHIFT} != 0 "
         f"ORDER BY abs(shift) DESC, session_id LIMIT {{n:UInt32}}", params | {"n": MOVERS})
     for key in ("corr", "mean_a", "mean_b", "mean_shift", "mean_abs_shift"):
         value = out.summary.get(key)

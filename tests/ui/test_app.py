@@ -124,6 +124,16 @@ async def test_rows_show_the_chosen_versions(app: tuple[TestClient, Any]) -> Non
     assert row.count("—") == 1  # the judge column: heuristic@1 never judged it
 
 
+async def test_two_reward_versions_compared(app: tuple[TestClient, Any]) -> None:
+    client, rows = app
+    html = await (await client.get("/versions?kind=reward&a=rv@1&b=rv@2")).text()
+    assert f'id="compared" data-count="{N}"' in html and "+0.050" in html and f"{N} / 0" in html
+    movers = html.split('id="movers"')[1].split("</table>")[0]
+    assert movers.count("<tr><td") == 20 and movers.count("+0.050") == 20
+    charts = json.loads(re.search(r'id="chart-data">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
+    assert len(charts["points"]) == N and [b["n"] for b in charts["histogram"]] == [N]
+
+
 async def test_text_is_escaped_and_bad_input_is_one_clear_error(app: tuple[TestClient, Any], store: Any) -> None:
     client, _ = app
     sid = "evil-<script>"

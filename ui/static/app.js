@@ -105,7 +105,8 @@
       data: {datasets: [
         {label: "trajectory", data: d.points.map(p => ({x: p[0], y: p[1]})), backgroundColor: "rgba(59,91,219,0.45)", pointRadius: 3},
         {label: "A = B", type: "line", data: [{x: lo, y: lo}, {x: hi, y: hi}], borderColor: "#adb5bd", borderDash: [4, 4], pointRadius: 0}]},
-      options: {scales: {x: {title: {display: true, text: "A · " + d.a}}, y: {title: {display: true, text: "B · " + d.b}}},
+      options: {scales: {x: {min: lo, max: hi, title: {display: true, text: "A · " + d.a}},
+                         y: {min: lo, max: hi, title: {display: true, text: "B · " + d.b}}},
                 plugins: {legend: {display: false}}},
     });
     chart("histogram", {
