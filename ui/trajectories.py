@@ -17,6 +17,14 @@ from ui.store import UiStore
 
 MAX_STEPS = 500
 MAX_GROUP = 64
+MAX_TEXT = 16384  # characters of one step field on the page; a longer one says how long it was
+TEXT_FIELDS = ("observation", "thought", "action_text", "action_input", "tool_result", "error", "reflection")
+_STEPS = ("SELECT seq, step_number, action_kind, tool, step_reward, step_metadata, timestamp, execution_time_ms, "
+          "tokens, cost, length(completions) AS completions, "
+          # the cut text must not take the column's name: ClickHouse would measure the alias
+          + ", ".join(f"substringUTF8({f}, 1, {{cut:UInt32}}) AS {f}_text, lengthUTF8({f}) AS {f}_chars"
+                      for f in TEXT_FIELDS)
+          + " FROM steps WHERE session_id = {sid:String} ORDER BY seq LIMIT 1 BY seq LIMIT {n:UInt32}")
 
 _COLUMNS = """session_id, agent_name, group_id, status, model, objective, started_at, completed_at, step_count,
        total_tokens, total_cost, error_count, closed_by"""
@@ -154,11 +162,11 @@ async def detail(store: UiStore, session_id: str) -> Detail | None:
         {"sid": session_id})
     if not traj:
         return None
-    steps = await store.rows(
-        "SELECT seq, step_number, observation, thought, action_kind, tool, action_text, action_input, tool_result, "
-        "error, reflection, step_reward, step_metadata, timestamp, execution_time_ms, tokens, cost, "
-        "length(completions) AS completions FROM steps WHERE session_id = {sid:String} "
-        "ORDER BY seq LIMIT 1 BY seq LIMIT {n:UInt32}", {"sid": session_id, "n": MAX_STEPS + 1})
+    steps = await store.rows(_STEPS, {"sid": session_id, "n": MAX_STEPS + 1, "cut": MAX_TEXT})
+    for step in steps:
+        step |= {f: step.pop(f"{f}_text") for f in TEXT_FIELDS}
+        lengths = {f: step.pop(f"{f}_chars") or 0 for f in TEXT_FIELDS}
+        step["cut"] = {f: n for f, n in lengths.items() if n > MAX_TEXT}
     judgments = await store.rows(
         "SELECT concat(judge_name, '@', judge_version) AS version, task_completion, solution_quality, efficiency, "
         "tool_usage, reasoning_coherence, error_recovery, overall, reasoning, judged_at FROM judgments "

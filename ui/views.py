@@ -21,7 +21,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/live", live_page)
     app.router.add_get("/api/live", live_api)
     app.router.add_get("/trajectories", trajectory_list)
-    app.router.add_get("/trajectories/{session_id}", trajectory_page)
+    app.router.add_get("/trajectories/{session_id:.+}", trajectory_page)  # ids may hold a /
     app.router.add_get("/versions", versions_page)
     app.router.add_get("/models", models_page)
 

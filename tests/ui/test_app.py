@@ -125,7 +125,7 @@ async def test_rows_show_the_chosen_versions(app: tuple[TestClient, Any]) -> Non
 
 
 async def test_two_reward_versions_compared(app: tuple[TestClient, Any]) -> None:
-    client, rows = app
+    client, _ = app
     html = await (await client.get("/versions?kind=reward&a=rv@1&b=rv@2")).text()
     assert f'id="compared" data-count="{N}"' in html and "+0.050" in html and f"{N} / 0" in html
     movers = html.split('id="movers"')[1].split("</table>")[0]
@@ -158,8 +158,9 @@ async def test_dead_letters_show_the_raw_record_and_its_coordinates(app: tuple[T
     columns = ["event_id", "source_topic", "source_partition", "source_offset", "raw", "reason", "occurred_at",
                "log_epoch"]
     store.insert("dead_letters", [[uuid.uuid4(), "art.session-events", 2, 4711, raw, "undecodable: bad magic byte",
-                                   T0, 99]] + [[uuid.uuid4(), "art.rewards", 0, offset, b"?", f"unknown schema id {n}",
-                                               T0, 99] for offset, n in ((5, 17), (6, 4242))], column_names=columns)
+                                   T0, 99]] + [[uuid.uuid4(), "art.rewards", 0, offset, b"?" * 10_000,
+                                               f"unknown schema id {n}", T0, 99] for offset, n in ((5, 17), (6, 4242))],
+                 column_names=columns)
     body = json.loads(await (await client.get("/api/live")).text())
     assert [(r["kind"], r["letters"]) for r in body["reasons"]] == [("unknown schema id N", 2), ("undecodable", 1)]
     assert body["broker_error"].startswith("no stack is running")
@@ -170,6 +171,7 @@ async def test_dead_letters_show_the_raw_record_and_its_coordinates(app: tuple[T
     assert "00 01 6e 6f 74 20 61 76" in html and "unknown schema" not in html.split('id="letters"')[1]
     html = await (await client.get("/live?reason=unknown+schema+id+N")).text()
     assert html.split('id="letters"')[1].count('class="letter"') == 2
+    assert html.count("· 10,000 bytes") == 2 and html.count("[the first 4,096 of 10,000 bytes]") == 2
 
 
 async def test_mutating_methods_are_refused_before_anything_runs(app: tuple[TestClient, Any]) -> None:
@@ -218,3 +220,25 @@ async def test_models_page_shows_each_evaluation_and_the_learning_curve(app: tup
     assert [(p["round"], p["success_rate"]) for p in charts["learning"]] == [(r, s / 40) for r, s in rounds]
     table = html.split('id="evaluations"')[1].split("</table>")[0]
     assert table.count("<tr><td") == 3 and "0.750" in table
+
+
+async def test_a_long_step_field_is_cut_and_says_so(app: tuple[TestClient, Any], store: Any) -> None:
+    client, _ = app
+    sid = "proxy/session/1"  # a header-named session may hold slashes
+    store.insert("trajectories", [[sid, "agent", T0, T0]],
+                 column_names=["session_id", "agent_name", "completed_at", "started_at"])
+    store.insert("steps", [[sid, 0, 0, "é" * 40_000, "short thought", "use_tool"]],
+                 column_names=["session_id", "seq", "step_number", "tool_result", "thought", "action_kind"])
+    reply = await client.get("/trajectories/proxy/session/1")
+    html = await reply.text()
+    assert reply.status == 200 and "short thought" in html
+    assert "[the first 16,384 of 40,000 characters]" in html and html.count("é") == 16_384
+
+
+async def test_a_data_dir_without_a_store_is_one_clear_error(tmp_path: Path) -> None:
+    cfg = ArtConfig.model_validate({"storage": {"data_dir": str(tmp_path / "empty")}})
+    async with TestClient(TestServer(create_app(cfg))) as client:
+        reply = await client.get("/trajectories")
+        assert reply.status == 503
+        assert f"no store in {(tmp_path / 'empty' / 'clickhouse').resolve()}: start one with" in await reply.text()
+        assert (await client.get("/api/live")).status == 503
