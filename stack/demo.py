@@ -80,6 +80,8 @@ def demo(config: ConfigOpt = None,
         console.print(f"starting the embedded stack in {cfg.storage.data_dir} …")
         stack = Stack(cfg, config_path=config.resolve() if config else None)
         info = stack.start()
+    if info.ui_url:
+        console.print(f"watch it in a browser: {info.ui_url}")
     try:
         client = writer(cfg, info.clickhouse_url)
         with Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
