@@ -4,6 +4,7 @@ where page screenshots are kept as test artifacts (printed at the end of the run
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,20 @@ ARTIFACTS = Path(os.environ.get("ART_TEST_ARTIFACTS", Path(__file__).resolve().p
 
 
 def browser_missing() -> str | None:
-    """Why the browser tests cannot run here, or None."""
+    """Why the browser tests cannot run here, or None. Only a missing Chromium (a Debian package the
+    setup installs when it may) is a reason to skip; the playwright package is in the dev extra, so
+    its absence is a broken setup and fails the tests that need it."""
     if not CHROMIUM.exists():
         return "Debian's Chromium is not installed (/usr/bin/chromium): apt-get install -y chromium (.ci/run does)"
+    return None
+
+
+def require_playwright() -> None:
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        return "the playwright package is not installed (pip install -e '.[dev]')"
-    return None
+        pytest.fail("the playwright package is not installed: pip install -e '.[dev]' (it never downloads a browser)",
+                    pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +39,7 @@ def browser() -> Iterator[Any]:
     reason = browser_missing()
     if reason:
         pytest.skip(reason)
+    require_playwright()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -54,6 +62,7 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 _taken: set[str] = set()
+_STARTED = time.time() - 1
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +73,10 @@ def artifacts() -> Path:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "tests/ui/" in r.nodeid]
+    if skipped and browser_missing():  # said even under -q, which hides skip reasons
+        terminalreporter.write_line(f"art ui browser tests skipped ({len(skipped)}): {browser_missing()}")
     if _taken:
-        shots = sorted(ARTIFACTS.glob("*.png"))
-        terminalreporter.write_line(f"art ui screenshots ({len(shots)}): {ARTIFACTS}")
+        shots = [s for s in ARTIFACTS.glob("*.png") if s.stat().st_mtime >= _STARTED]  # this run's, not older ones
+        if shots:
+            terminalreporter.write_line(f"art ui screenshots ({len(shots)}): {ARTIFACTS}")

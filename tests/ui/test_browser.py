@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from tests.ingest.stack import RunningStack
-from tests.ui.conftest import browser_missing
+from tests.ui.conftest import browser_missing, require_playwright
 
 GROUPS, ROLLOUTS = 3, 4
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
@@ -37,6 +37,7 @@ MUTATING = ("POST", "PUT", "PATCH", "DELETE")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     if browser_missing():
         pytest.skip(browser_missing())  # no stack either: nothing here runs without the browser
+    require_playwright()
     root = tmp_path_factory.mktemp("ui")
     env = {"ART_JUDGE_ROLLOUTS_PER_GROUP": str(ROLLOUTS), "ART_JUDGE_GROUP_WINDOW_S": "5"}
     with RunningStack(root / "data", env=env) as running:
