@@ -55,18 +55,20 @@ def test_sync_tracker_records_in_order(kafka_bootstrap: str, topics: Topics, tmp
 
 
 def test_spool_frames_survive_a_torn_tail(tmp_path: Path) -> None:
-    spool = Spool(tmp_path, "a.spool")
+    spool = Spool.create(tmp_path)
+    assert orphaned_spools(tmp_path) == []  # its owner holds the lock
     spool.append(b"k1", b"v1")
     spool.append(b"k2", b"v2" * 100)
     spool.close(remove_if_empty=False)
-    with open(tmp_path / "a.spool", "ab") as f:
+    with open(spool.path, "ab") as f:
         f.write(b"\x00\x00\x00\x01\x00\x00")  # a write cut short by a kill
     (adopted,) = orphaned_spools(tmp_path)
     assert list(adopted.frames()) == [(b"k1", b"v1"), (b"k2", b"v2" * 100)]
+    assert list(adopted.frames(1)) == [(b"k2", b"v2" * 100)]
     assert orphaned_spools(tmp_path) == []  # the lock is held by `adopted` now
     adopted.clear()
     adopted.close()
-    assert not (tmp_path / "a.spool").exists()
+    assert list(tmp_path.iterdir()) == []
 
 
 async def test_unreachable_broker_spools_then_a_new_tracker_resends(
@@ -101,6 +103,6 @@ async def test_backpressure_bounds_the_queue(kafka_bootstrap: str, topics: Topic
         peak = 0
         for i in range(300):
             await session.record_step(observation="x" * 100, thought="", action=Think(note=str(i)))
-            peak = max(peak, tracker._queue.qsize())
+            peak = max(peak, tracker.delivery.queue.qsize())
         await tracker.flush(30)
         assert peak <= 10 and tracker.sent == 301
