@@ -46,6 +46,7 @@ def up(config: ConfigOpt = None,
        workers: Annotated[int, typer.Option(help="stream worker processes")] = 1,
        sinks: Annotated[int, typer.Option(help="ClickHouse sink processes")] = 1) -> None:
     """Start the embedded stack (broker, ClickHouse, stream workers, sinks) until Ctrl-C or SIGTERM."""
+    from stack.ports import PortTaken
     from stack.supervisor import Stack
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -64,7 +65,11 @@ def up(config: ConfigOpt = None,
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        info = stack.start()
+        try:
+            info = stack.start()
+        except PortTaken as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
         console.print(f"[green]stack up[/green]: kafka {info.bootstrap}, clickhouse {info.clickhouse_url}, "
                       f"data {cfg.storage.data_dir} (Ctrl-C stops)")
         while not stopping:
