@@ -14,14 +14,14 @@ from schemas.codec import Codec
 from schemas.registry import registry_for
 from schemas.runtime import Watermark, write_watermark
 from schemas.settings import load_config
-from store.clickhouse import connect
+from store.clickhouse import writer
 
 
 async def _run(args: argparse.Namespace) -> None:
     cfg = load_config(args.config)
     dsn = args.clickhouse or cfg.clickhouse_dsn()
     codec = Codec(registry_for(cfg.kafka.schema_registry_url, cfg.storage.data_dir))
-    client = connect(dsn, cfg.clickhouse.database)
+    client = writer(cfg, dsn)  # with the stack's writer secret when dsn is its gateway
     on_commit = None
     if args.publish_watermark:
         name = f"sink-{os.getpid()}"

@@ -55,6 +55,8 @@ class KafkaConfig(Section):
 class ClickHouseConfig(Section):
     dsn: str = Field("", description="chdb:///dir or http(s)://host:8123; empty = chdb in data_dir")
     database: str = Field("art", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    reader_timeout_s: float = Field(30.0, gt=0, description="longest a reader query (art sql, stats, report) "
+                                                            "may run on the chDB store")
 
 
 class StreamConfig(Section):

@@ -36,6 +36,7 @@ schema_registry_url = ""              # empty: the local registry
 [art.clickhouse]
 dsn = ""                              # empty: chDB in <data_dir>/clickhouse; or http://host:8123
 database = "art"
+reader_timeout_s = 30.0               # longest a reader query (art sql, stats, report) may run
 
 [art.stream]
 session_idle_timeout_s = 300.0

@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from schemas.runtime import StackInfo, clear_watermarks, stack_file, write_stack_info
 from schemas.settings import ArtConfig
@@ -28,6 +29,7 @@ from stack.ports import ensure_free, kept_ports
 from stack.registry_server import RegistryServer
 from store.clickhouse import connect, ensure_schema
 from store.gateway import ChdbGateway
+from store.secret import secret_file
 from streams.rebuild import rebuild_from_mirror
 
 log = logging.getLogger(__name__)
@@ -80,11 +82,13 @@ class Stack:
         ensure_topics(self.bootstrap, self.cfg.kafka.topics().all() + self.cfg.kafka.topics().internal(),
                       fix=self.broker is not None)
         if dsn.startswith("chdb://"):
-            self.gateway = ChdbGateway(dsn[len("chdb://"):], port=self.ports["gateway"]).start()
+            self.gateway = ChdbGateway(dsn[len("chdb://"):], port=self.ports["gateway"],
+                                       card=secret_file(self.data_dir),  # writers' secret
+                                       reader_timeout_s=self.cfg.clickhouse.reader_timeout_s).start()
             self.clickhouse_url = self.gateway.url
         else:
             self.clickhouse_url = dsn
-        ensure_schema(connect(self.clickhouse_url, self.cfg.clickhouse.database))
+        ensure_schema(self._client())
         if not self.cfg.kafka.schema_registry_url:  # serve the local registry so kcat & co can decode
             self.registry = RegistryServer(self.data_dir / "registry.json", port=self.ports["registry"]).start()
         if self.broker is not None:
@@ -94,13 +98,17 @@ class Stack:
             self._spawn(child)
         return self._publish()
 
+    def _client(self) -> Any:
+        return connect(self.clickhouse_url, self.cfg.clickhouse.database,
+                       secret=self.gateway.secret if self.gateway else None)
+
     def _rebuild(self) -> None:
         """The log is new and empty: put back from the store what the stream still needs."""
         from judges import build_judge
 
         judge = build_judge(self.cfg)
         asyncio.run(rebuild_from_mirror(
-            connect(self.clickhouse_url, self.cfg.clickhouse.database), self.bootstrap, self.cfg.kafka.topics(),
+            self._client(), self.bootstrap, self.cfg.kafka.topics(),
             judge=judge.name, judge_version=judge.version, reward_version=self.cfg.judge.reward_version,
             window_s=max(3600.0, 10 * self.cfg.judge.group_window_s)))
 
