@@ -9,6 +9,7 @@ import pytest
 
 from consumers.sink import ClickHouseSink
 from schemas.codec import Codec
+from schemas.models import ClosedBy, StepRecorded
 from schemas.registry import LocalRegistry
 from schemas.topics import Topics
 from tests.ingest.helpers import make_tracker, run_agent, scalar
@@ -186,3 +187,53 @@ async def test_sink_re_encodes_older_writer_schemas_and_skips_a_corrupt_body(
     assert store.query("SELECT seq, tool, action_text, tokens, cost FROM steps").result_rows == [
         (1, "calc", "1+1", 7, 0.0)]  # read with today's schema: the missing field takes its default
     assert (sink.stats.invalid, sink.stats.landed) == (1, 3)
+
+
+@pytest.mark.parametrize("in_clickhouse", [True, False], ids=["decoded-by-clickhouse", "decoded-in-python"])
+async def test_sink_lands_150_new_keys_and_a_5_kb_session_id_in_one_batch_through_the_gateway(
+        kafka_bootstrap: str, topics: Topics, clickhouse_dsn: str, database: str, tmp_path: Path,
+        in_clickhouse: bool) -> None:
+    """Large bind parameters (known-key lookups of 150 sessions, a 5 KB id) travel as a multipart form:
+    once that wedged the sink for good."""
+    from aiokafka import AIOKafkaProducer
+
+    from bench.poison import good_session
+    from store.clickhouse import connect
+    from store.gateway import ChdbGateway
+    from streams.assembly import assemble
+    from streams.state import fold_many
+
+    if not clickhouse_dsn.startswith("chdb://"):
+        pytest.skip("the gateway serves a chDB directory")
+    gateway = ChdbGateway(clickhouse_dsn[len("chdb://"):], secret="sink-test").start()
+    client = connect(gateway.url, database, secret="sink-test")
+    codec = Codec(LocalRegistry(tmp_path / "registry.json"))
+    sessions = [good_session(f"many-{i:03d}-{'k' * 30}", 2) for i in range(150)] + [good_session("L" * 5000, 3)]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=50)
+    await producer.start()
+    try:
+        for events in sessions:  # the events, and the trajectory the stream would make of them
+            state = fold_many(None, events, 0.0).state
+            steps = {e.seq: e.payload for e in events if isinstance(e.payload, StepRecorded)}
+            trajectory = assemble(state, steps, ClosedBy.completed, [])
+            key = events[0].session_id.encode()
+            for event in events:
+                await producer.send(topics.session_events.name, codec.encode(topics.session_events.name, event),
+                                    key=key)
+            await producer.send(topics.trajectories.name, codec.encode(topics.trajectories.name, trajectory), key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    sink = ClickHouseSink(kafka_bootstrap, topics, codec, client, group_id=f"{topics.prefix}sink",
+                          decode_in_clickhouse=in_clickhouse, max_backoff_s=0.5)
+    try:
+        await _sink_until(sink, connect(gateway.url, database, secret="sink-test"), "trajectories", 151)  # own client
+    finally:
+        gateway.stop(close_engine=False)
+    store = connect(clickhouse_dsn, database)
+    assert scalar(store, "SELECT count() FROM trajectories") == 151
+    assert scalar(store, "SELECT count() FROM steps") == 150 * 2 + 3
+    assert scalar(store, "SELECT count() FROM session_events") == 150 * 4 + 5
+    assert store.query("SELECT length(session_id), step_count, total_tokens FROM trajectories "
+                       "WHERE startsWith(session_id, 'LLL')").result_rows == [(5000, 3, 3)]
+    assert sink.stats.retries == 0 and sink.stats.dead_lettered == 0
