@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 from schemas.codec import HEADER, Codec
 from schemas.limits import MAX_EVENT_BYTES, MAX_SEQ
@@ -169,10 +170,11 @@ class Poisoner:
         copy = original.model_copy(update={"event_id": uuid.uuid4()})
         return original.session_id.encode(), self.encode(copy)
 
-    KINDS = ("garbage", "truncated", "bad_magic", "unknown_schema", "trailing_bytes", "bit_flip", "non_finite",
-             "bad_time", "bad_count", "bad_seq", "empty_session_id", "oversize", "invalid_utf8", "key_mismatch",
-             "wrong_record", "unknown_session", "after_completion", "conflicting_duplicate")
-    RARE = {"oversize": 0.05}  # half a megabyte each: a few are enough
+    KINDS: ClassVar[tuple[str, ...]] = (
+        "garbage", "truncated", "bad_magic", "unknown_schema", "trailing_bytes", "bit_flip", "non_finite", "bad_time",
+        "bad_count", "bad_seq", "empty_session_id", "oversize", "invalid_utf8", "key_mismatch", "wrong_record",
+        "unknown_session", "after_completion", "conflicting_duplicate")
+    RARE: ClassVar[dict[str, float]] = {"oversize": 0.05}  # half a megabyte each: a few are enough
 
     def kind(self, name: str) -> Callable[[], Record]:
         return getattr(self, name)  # type: ignore[no-any-return]

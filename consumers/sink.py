@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from clickhouse_connect.driver.client import Client
 
 from consumers.refusals import Source, dead_letter_row, insert_isolating
-from consumers.rows import DEAD_LETTERS, STEPS, TABLES_BY_RECORD, TableSpec, rows_for
+from consumers.rows import DEAD_LETTERS, SESSION_EVENTS, STEPS, TABLES_BY_RECORD, TableSpec, rows_for
 from schemas.codec import Codec
 from schemas.container import zigzag
 from schemas.errors import CodecError
@@ -243,7 +243,7 @@ class ClickHouseSink:
                         sources[spec.name].append(source)
                         specs[spec.name] = spec
         token_base = hashlib.sha256(f"{self.log_epoch}|{'|'.join(ranges)}".encode()).hexdigest()[:32]
-        if STEPS.name in rows:
+        if SESSION_EVENTS.name in rows:
             self._drop_after_completion(rows, sources)
         written: dict[str, int] = {}
         for name in [n for n in rows if n != DEAD_LETTERS.name] + [DEAD_LETTERS.name]:
@@ -272,20 +272,20 @@ class ClickHouseSink:
         return len(fresh) - len(refused)
 
     def _drop_after_completion(self, rows: dict[str, list[list[Any]]], sources: dict[str, list[Source]]) -> None:
-        """Steps after their session's completion are not stored (the stream dead-letters them)."""
-        events = rows.get("session_events", [])
+        """Events after their session's completion are not stored (the stream dead-letters them)."""
         done: dict[str, int] = {}
-        for row in events:
+        for row in rows[SESSION_EVENTS.name]:
             if row[3] == "session_completed":
                 done[row[0]] = min(done.get(row[0], row[1]), row[1])
-        ids = sorted({r[0] for r in rows[STEPS.name]})
+        ids = sorted({r[0] for r in rows[SESSION_EVENTS.name]})
         for sid, seq in self.client.query(
                 "SELECT session_id, min(seq) FROM session_events WHERE kind = 'session_completed' "
                 "AND session_id IN {ids:Array(String)} GROUP BY session_id", parameters={"ids": ids}).result_rows:
             done[sid] = min(done.get(sid, seq), seq)
-        keep = [i for i, r in enumerate(rows[STEPS.name]) if r[1] < done.get(r[0], r[1] + 1)]
-        rows[STEPS.name] = [rows[STEPS.name][i] for i in keep]
-        sources[STEPS.name] = [sources[STEPS.name][i] for i in keep]
+        for name in (SESSION_EVENTS.name, STEPS.name):
+            keep = [i for i, r in enumerate(rows.get(name, [])) if r[1] <= done.get(r[0], r[1])]
+            rows[name] = [rows[name][i] for i in keep]
+            sources[name] = [sources[name][i] for i in keep]
 
     def _drop_known(self, spec: TableSpec, rows: list[tuple[list[Any], Source]]) -> list[tuple[list[Any], Source]]:
         known = self._known[spec.name]

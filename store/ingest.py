@@ -14,7 +14,7 @@ duplicates and keys already stored are all handled there, column by column:
 - within a batch the first record of a (session_id, seq) by log position wins;
 - a key already in the target table is not inserted again (``NOT IN`` over the batch's sessions),
   so a redelivered batch after a crash between insert and commit adds nothing;
-- ``steps`` leaves out steps after the session's completion (the stream dead-letters those).
+- events after the session's completion are left out (the stream dead-letters those).
 
 The tables are named after the writer schema id they read: a new schema gets new ones, and records
 written with another schema are re-encoded to the current one by the sink before landing.
@@ -245,18 +245,20 @@ def ingest_statements(schema: str, schema_id: int) -> list[str]:
     columns = ", ".join(f"`{name}` {kind}" for name, kind in types.items())
     kind = _kind("payload", dict(payloads.values()))
     events = f"(SELECT * FROM {checked} WHERE valid)"
-    first = "LIMIT 1 BY session_id, seq"  # bodies arrive in log order; a session lives in one partition
+    first = "ORDER BY src_partition, src_offset LIMIT 1 BY session_id, seq"  # the first in the log wins
 
     def fresh(target: str) -> str:
         return (f"(session_id, seq) NOT IN (SELECT session_id, seq FROM {target} "
                 f"WHERE session_id IN (SELECT session_id FROM {checked}))")
 
-    completed = (f"(SELECT session_id, min(seq) AS done FROM (SELECT session_id, seq FROM session_events "
-                 f"WHERE kind = 'session_completed' AND session_id IN (SELECT session_id FROM {checked}) "
-                 f"UNION ALL SELECT session_id, seq FROM {events} WHERE kind = 'session_completed') "
-                 "GROUP BY session_id)")
-    after_completion = (f"(session_id, seq) NOT IN (SELECT session_id, seq FROM {events} AS late "
-                        f"INNER JOIN {completed} AS c USING session_id WHERE late.seq > c.done)")
+    # after the completion: stored before (a join on the stored completions), or in this batch (a window)
+    stored_done = ("(SELECT session_id, min(seq) AS done FROM session_events WHERE kind = 'session_completed' "
+                   f"AND session_id IN (SELECT session_id FROM {checked}) GROUP BY session_id)")
+    after_completion = (f"(session_id, seq) NOT IN (SELECT session_id, seq FROM {events} AS late INNER JOIN "
+                        f"{stored_done} AS c USING session_id WHERE late.seq > c.done) "
+                        "AND (batch_done = 0 OR seq <= batch_done)")
+    events = (f"(SELECT *, minIf(seq, kind = 'session_completed') OVER (PARTITION BY session_id) AS batch_done "
+              f"FROM {events})")
     a = "s.action"
     ut, an, ask, think = (literal(actions[name][0]) for name in ("UseTool", "Answer", "Ask", "Think"))
     action_kind = _kind(a, dict(actions.values()))
@@ -278,7 +280,7 @@ SELECT * EXCEPT src_end, {kind} AS kind, {validity(schema, "kind")} AS valid FRO
 SELECT session_id, seq, toUUID(event_id) AS event_id, kind, agent_name, ts, src_raw AS payload,
        toUInt64(src_epoch) AS log_epoch, src_topic AS topic, toUInt32(src_partition) AS partition,
        toUInt64(src_offset) AS offset
-FROM {events} WHERE {fresh('session_events')} {first}""",
+FROM {events} WHERE {fresh('session_events')} AND {after_completion} {first}""",
         f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_to_steps TO steps AS
 SELECT session_id, seq, s.step_number AS step_number, agent_name, s.observation AS observation,
        s.thought AS thought, {action_kind} AS action_kind,

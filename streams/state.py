@@ -154,10 +154,10 @@ def _refusal(state: SessionState, held: Held) -> str | None:
         return f"conflicting duplicate: seq {seq} already holds another event"
     if seq in state.pending:
         return f"conflicting duplicate: seq {seq} already holds another event"
-    if state.emitted is not None:
-        return f"event for a closed session: seq {seq} arrived after it was closed ({state.emitted.value})"
     if state.completed_seq is not None and seq > state.completed_seq:
         return f"event after completion: seq {seq} follows the session_completed at seq {state.completed_seq}"
+    if state.emitted is not None:
+        return f"event for a closed session: seq {seq} arrived after it was closed ({state.emitted.value})"
     if state.size + held.size > MAX_TRAJECTORY_BYTES:
         return f"session too large: seq {seq} would take it past {MAX_TRAJECTORY_BYTES} bytes"
     return None
