@@ -36,12 +36,11 @@ from clickhouse_connect.driver.client import Client
 from consumers.refusals import Source, dead_letter_row, insert_isolating
 from consumers.rows import DEAD_LETTERS, SESSION_EVENTS, STEPS, TABLES_BY_RECORD, TableSpec, rows_for
 from schemas.codec import Codec
-from schemas.container import zigzag
 from schemas.errors import CodecError
 from schemas.limits import MAX_MESSAGE_BYTES
 from schemas.rules import Refused, admit, size_violation
 from schemas.topics import Topics
-from store.ingest import container_schema, ensure_ingest, insert_container
+from store.ingest import container_schema, ensure_ingest, frame, frame_prefix, insert_container
 
 OnCommit = Callable[[int, str, dict[int, int]], None]  # (log epoch, topic, partition -> next offset)
 
@@ -82,6 +81,14 @@ class KnownKeys:
     def has(self, group: Any, rest: tuple[Any, ...]) -> bool:
         known = self.groups.get(group)
         return known is not None and rest in known
+
+
+def landing_body(codec: Codec, topic: str, raw: bytes | None) -> bytes | None:
+    """The Avro body to land for ClickHouse to decode, or None when Python refuses the record outright
+    (too large, not a framed SessionEvent of a known schema)."""
+    if raw is None or size_violation(raw):
+        return None
+    return codec.current_body(raw, topic, "art.SessionEvent")
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -192,16 +199,14 @@ class ClickHouseSink:
         bodies: list[bytes] = []
         kept: list[tuple[Source, bytes | None]] = []
         for tp, messages in parts:
-            topic = tp.topic.encode()
-            prefix = zigzag(self.log_epoch) + zigzag(len(topic)) + topic + zigzag(tp.partition)
+            prefix = frame_prefix(self.log_epoch, tp.topic, tp.partition)
             for msg in messages:
                 raw, key = msg.value, msg.key or b""
-                body = None if size_violation(raw) else self.codec.current_body(raw, session_topic, "art.SessionEvent")
+                body = landing_body(self.codec, session_topic, raw)
                 if body is None:
                     self.stats.invalid += 1  # the stream dead-letters bad session events
                     continue
-                bodies.append(prefix + zigzag(msg.offset) + zigzag(len(key)) + key + zigzag(len(raw)) + raw + check
-                              + body + check)
+                bodies.append(frame(prefix, msg.offset, key, raw, body, check))
                 kept.append(((tp.topic, tp.partition, msg.offset, raw), key))
         left_out = insert_container(self.client, table, container, bodies,
                                     lambda i: self._verdict(kept[i][1], kept[i][0][3]))

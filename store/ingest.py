@@ -32,7 +32,7 @@ from typing import Any
 import annotated_types
 from pydantic import AfterValidator, BaseModel
 
-from schemas.container import clickhouse_type, field_types, object_container
+from schemas.container import clickhouse_type, field_types, object_container, zigzag
 from schemas.limits import MAX_SEQ, TIME_MAX_MICROS, TIME_MIN_MICROS
 from schemas.models import MODEL_BY_AVRO_NAME, Timestamp
 from store.clickhouse import literal
@@ -57,6 +57,17 @@ EVENT_FIELDS = ("event_id", "session_id", "seq", "ts", "agent_name", "payload")
 # ClickHouse errors that say "try again", not "this data is wrong" (memory, timeouts, overload)
 TRANSIENT_CODES = {159, 202, 209, 210, 241, 252, 394, 425}
 log = logging.getLogger(__name__)
+
+
+def frame(prefix: bytes, offset: int, key: bytes, raw: bytes, body: bytes, check: bytes) -> bytes:
+    """One landing record: ``prefix`` (``frame_prefix``: epoch, topic, partition), then offset, key,
+    raw record and the marker, the event's Avro body, the marker again (``INGEST_FIELDS``)."""
+    return prefix + zigzag(offset) + zigzag(len(key)) + key + zigzag(len(raw)) + raw + check + body + check
+
+
+def frame_prefix(log_epoch: int, topic: str, partition: int) -> bytes:
+    name = topic.encode()
+    return zigzag(log_epoch) + zigzag(len(name)) + name + zigzag(partition)
 
 
 def landing_table(schema_id: int) -> str:
@@ -275,7 +286,7 @@ def ingest_statements(schema: str, schema_id: int) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {table} ({INGEST_COLUMNS}, {columns}, src_end FixedString(8)) {null}",
         f"CREATE TABLE IF NOT EXISTS {checked} ({INGEST_COLUMNS}, {columns}, kind String, valid Bool) {null}",
         f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_to_checked TO {checked} AS
-SELECT * EXCEPT src_end, {kind} AS kind, {validity(schema, "kind")} AS valid FROM {table}""",
+SELECT * EXCEPT src_end, {kind} AS kind, ifNull({validity(schema, "kind")}, false) AS valid FROM {table}""",
         f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_to_session_events TO session_events AS
 SELECT session_id, seq, toUUID(event_id) AS event_id, kind, agent_name, ts, src_raw AS payload,
        toUInt64(src_epoch) AS log_epoch, src_topic AS topic, toUInt32(src_partition) AS partition,
