@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +58,6 @@ class DeliveryStats:
     rejected: int = 0  # frames over the size limit found in an adopted spool (moved aside)
 
 
-@dataclass
-class _Pending:
-    """Events to send before anything new: re-sends (epoch change, settle) and spooled frames."""
-
-    resend: deque[tuple[bytes, bytes, bool]] = field(default_factory=deque)
-
-
 class Delivery:
     """Sends (key, value) frames from ``queue`` in order; see the module docstring for durability."""
 
@@ -93,13 +86,14 @@ class Delivery:
         self._spool_sent = 0  # frames of the spool file already sent (in this generation of the file)
         self._unconfirmed: dict[int, deque[Unconfirmed]] = {}
         self._unconfirmed_bytes = 0
-        self._pending = _Pending()
+        self._resend: deque[tuple[bytes, bytes, bool]] = deque()  # before anything new: (key, value, spooled)
         self._settle_at: float | None = None
         self._settle_log: list[tuple[bytes, bytes, bool]] = []
         self._partitions: dict[bytes, int] = {}
         self._partition_fn = DefaultPartitioner()
         self._ready = False
         self._followed_at = 0.0
+        self._in_flight: list[Frame] = []  # taken from the queue, not yet acknowledged or spooled
         self._task: asyncio.Task[None] | None = None
 
     # --- life cycle -----------------------------------------------------------------------
@@ -123,7 +117,7 @@ class Delivery:
     def outstanding(self) -> int:
         """Events not yet durable: queued, spooled unsent, waiting to be re-sent or for the watermark."""
         spooled = self._spool.count - self._spool_sent if self._spool else 0
-        return (self.queue.qsize() + spooled + len(self._pending.resend) + len(self._settle_log)
+        return (self.queue.qsize() + len(self._in_flight) + spooled + len(self._resend) + len(self._settle_log)
                 + sum(len(d) for d in self._unconfirmed.values()))
 
     @property
@@ -149,8 +143,9 @@ class Delivery:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._spool is not None:
-            leftovers = [(k, v) for k, v, spooled in [*self._pending.resend, *self._settle_log] if not spooled]
+            leftovers = [(k, v) for k, v, spooled in [*self._resend, *self._settle_log] if not spooled]
             leftovers += [(u.key, u.value) for d in self._unconfirmed.values() for u in d if not u.spooled]
+            leftovers += self._in_flight  # cut off mid-send: maybe acknowledged, maybe not
             while not self.queue.empty():
                 leftovers.append(self.queue.get_nowait())
                 self.queue.task_done()
@@ -172,10 +167,10 @@ class Delivery:
             self._confirm()
             if self._settle_at is not None and time.monotonic() >= self._settle_at:
                 self._settle_at = None
-                self._pending.resend.extend(self._settle_log)  # once more, now that the new broker settled
+                self._resend.extend(self._settle_log)  # once more, now that the new broker settled
                 self.stats.resent += len(self._settle_log)
                 self._settle_log = []
-            if (self._pending.resend or self._spool.count > self._spool_sent) and not await self._drain():
+            if (self._resend or self._spool.count > self._spool_sent) and not await self._drain():
                 await self._spool_queued(self.retry_interval_s)
                 continue
             if self._unconfirmed_bytes > self.max_unconfirmed_bytes:
@@ -187,7 +182,9 @@ class Delivery:
                 continue
             while not self.queue.empty() and len(batch) < 2000:
                 batch.append(self.queue.get_nowait())
+            self._in_flight = batch
             await self._send(batch)
+            self._in_flight = []
             for _ in batch:
                 self.queue.task_done()
 
@@ -213,7 +210,7 @@ class Delivery:
         assert self._spool is not None
         if not await self._ensure_producer() or not await self._topic_ready():
             return False
-        resend = list(self._pending.resend)
+        resend = list(self._resend)
         unsent = self._within_limit(list(self._spool.frames(self._spool_sent)))
         frames = [(k, v) for k, v, _ in resend] + unsent
         acked = await self._send_batches(frames)
@@ -224,7 +221,7 @@ class Delivery:
         for (key, value), at, spooled in zip(frames, acked, flags, strict=True):
             assert at is not None
             self._sent(key, value, at, spooled=spooled)
-        self._pending.resend.clear()
+        self._resend.clear()
         self._spool_sent = self._spool.count
         self.stats.resent += len(resend)
         self.stats.sent += len(unsent)
@@ -287,7 +284,7 @@ class Delivery:
                     self._unconfirmed_bytes -= len(waiting.popleft().value)
         if self._spool.count and self._spool_sent == self._spool.count and not any(
                 u.spooled for d in self._unconfirmed.values() for u in d) and not any(
-                s for _, _, s in [*self._pending.resend, *self._settle_log]):
+                s for _, _, s in [*self._resend, *self._settle_log]):
             self._spool.clear()
             self._spool_sent = 0
 
@@ -312,7 +309,7 @@ class Delivery:
                         self.epoch, info.log_epoch)
             self.epoch = info.log_epoch
             for waiting in self._unconfirmed.values():
-                self._pending.resend.extend((u.key, u.value, u.spooled) for u in waiting)
+                self._resend.extend((u.key, u.value, u.spooled) for u in waiting)
             self._unconfirmed.clear()
             self._unconfirmed_bytes = 0
             self._outage()

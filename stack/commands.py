@@ -86,11 +86,15 @@ def up(config: ConfigOpt = None,
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        try:
-            info = stack.start()
-        except PortTaken as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from None
+        info = stack.start()
+    except PortTaken as exc:
+        stack.stop()
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    except BaseException:
+        stack.stop()
+        raise
+    try:
         console.print(f"[green]stack up[/green]: kafka {info.bootstrap}, clickhouse {info.clickhouse_url}, "
                       f"data {cfg.storage.data_dir} (Ctrl-C stops)")
         while not stopping:

@@ -53,7 +53,7 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def ensure_free(data_dir: Path, ports: dict[str, int], wait_s: float = 10.0) -> None:
+def ensure_free(data_dir: Path, ports: dict[str, int], wait_s: float = 5.0) -> None:
     """Wait up to ``wait_s`` for every port to be free (a killed stack's children may still be going)."""
     deadline = time.monotonic() + wait_s
     while True:

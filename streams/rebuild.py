@@ -76,6 +76,7 @@ async def rebuild_from_mirror(client: Any, bootstrap: str, topics: Topics, *, ju
         "window": int(window_s), "judge": judge, "judge_version": judge_version,
         "reward_version": reward_version}).result_rows
     if not rows and not trajectories:
+        log.info("rebuilt from the store: nothing was open")
         return done
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=MAX_MESSAGE_BYTES,
                                 linger_ms=5)

@@ -63,6 +63,12 @@ class RunningStack:
             self.proc.kill()
             raise
 
+    def kill(self) -> None:
+        """kill -9 the whole stack (its children die with it)."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
     def __enter__(self) -> RunningStack:
         self.start()
         return self
