@@ -93,6 +93,7 @@ class Delivery:
         self._partition_fn = DefaultPartitioner()
         self._ready = False
         self._followed_at = 0.0
+        self._confirmed_at = 0.0
         self._in_flight: list[Frame] = []  # taken from the queue, not yet acknowledged or spooled
         self._task: asyncio.Task[None] | None = None
 
@@ -276,6 +277,10 @@ class Delivery:
     def _confirm(self) -> None:
         """Forget events the store has (watermark of their epoch); empty the spool once all of it is."""
         assert self._spool is not None
+        now = time.monotonic()
+        if now - self._confirmed_at < self.poll_s:
+            return
+        self._confirmed_at = now
         if self.durable == "store" and self.stack_dir is not None and self._unconfirmed and self.epoch is not None:
             marks = read_watermark(self.stack_dir, self.epoch, self.topic)
             for partition, waiting in self._unconfirmed.items():

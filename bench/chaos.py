@@ -142,11 +142,12 @@ class Chaos:
         from schemas.models import SessionStatus, UseTool
 
         tracker = Tracker.from_config(self.cfg, retry_interval_s=0.2)
-        async with tracker:
-            session = await tracker.start_session(agent_name="probe", objective="are you back?",
-                                                  session_id=session_id, group_id=None)
-            await session.record_step(observation="o", thought="t", action=UseTool(tool="calc", input="0"), tokens=0)
-            await session.complete("yes", SessionStatus.succeeded)
+        await tracker.start()
+        session = await tracker.start_session(agent_name="probe", objective="are you back?",
+                                              session_id=session_id, group_id=None)
+        await session.record_step(observation="o", thought="t", action=UseTool(tool="calc", input="0"), tokens=0)
+        await session.complete("yes", SessionStatus.succeeded)
+        await tracker.close(timeout_s=300)  # until the store has it
 
     # --- phase 2: poison among good sessions ------------------------------------------------
 

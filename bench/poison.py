@@ -107,8 +107,8 @@ class Poisoner:
     def bit_flip(self) -> Record:
         event = self.rng.choice(self.source()[1:])  # never the start: a flipped start could be a valid session
         value = bytearray(self.encode(event))
-        for _ in range(self.rng.randrange(1, 4)):
-            value[self.rng.randrange(HEADER.size, len(value))] ^= 1 << self.rng.randrange(8)
+        for bit in self.rng.sample(range(8 * HEADER.size, 8 * len(value)), self.rng.randrange(1, 4)):
+            value[bit // 8] ^= 1 << bit % 8  # distinct bits: two flips of one bit would give the original back
         return event.session_id.encode(), bytes(value)
 
     def non_finite(self) -> Record:

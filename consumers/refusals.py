@@ -9,7 +9,6 @@ record refused by both is one dead letter.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,9 +17,8 @@ from clickhouse_connect.driver.client import Client
 
 from consumers.rows import DEAD_LETTERS
 from schemas.models import dead_letter_id
-from store.ingest import is_refusal
+from store.ingest import isolate
 
-log = logging.getLogger(__name__)
 Source = tuple[str, int, int, bytes]  # topic, partition, offset, raw record
 
 
@@ -34,29 +32,15 @@ def dead_letter_row(log_epoch: int, source: Source, reason: str) -> list[Any]:
 
 def insert_isolating(client: Client, table: str, columns: Sequence[str], rows: list[list[Any]],
                      token: str) -> dict[int, str]:
-    """Insert ``rows``; returns {index: ClickHouse's reason} of the rows it refused on their own.
+    """Insert ``rows``; returns {index: ClickHouse's reason} of the rows it refused on their own
+    (``store.ingest.isolate``). Each part carries its own deduplication token, so a retried batch
+    re-inserts nothing."""
 
-    Failures that are not refusals (unreachable, overloaded) are raised: the caller retries the batch.
-    Each part carries its own deduplication token, so a retried batch re-inserts nothing."""
-    refused: dict[int, str] = {}
-    pending = [(0, len(rows))]
-    while pending:
-        lo, hi = pending.pop()
-        if lo == hi:
-            continue
-        part = rows[lo:hi]
-        suffix = "" if (lo, hi) == (0, len(rows)) else f":{lo}-{hi}"
-        try:
-            # column-oriented: clickhouse-connect's row transposition costs more than zip(*rows)
-            client.insert(table, list(zip(*part, strict=True)), column_names=list(columns), column_oriented=True,
-                          settings={"insert_deduplication_token": f"{token}{suffix}"})
-        except Exception as exc:
-            if not is_refusal(exc):
-                raise
-            if hi - lo == 1:
-                refused[lo] = f"ClickHouse refused the row for {table}: {str(exc).splitlines()[0][:300]}"
-                log.error("%s", refused[lo])
-                continue
-            mid = (lo + hi) // 2
-            pending += [(mid, hi), (lo, mid)]  # the earlier half first
-    return refused
+    def insert(part: list[int]) -> None:
+        suffix = "" if len(part) == len(rows) else f":{part[0]}-{part[-1]}"
+        # column-oriented: clickhouse-connect's row transposition costs more than zip(*rows)
+        client.insert(table, list(zip(*[rows[i] for i in part], strict=True)), column_names=list(columns),
+                      column_oriented=True, settings={"insert_deduplication_token": f"{token}{suffix}"})
+
+    refused = isolate(len(rows), insert)
+    return {i: reason.replace("the record", f"the row for {table}", 1) for i, reason in refused.items()}

@@ -213,7 +213,7 @@ class ClickHouseSink:
         self.stats.invalid += len(left_out)
         self.stats.landed += len(bodies) - len(left_out)
         return [dead_letter_row(self.log_epoch, kept[i][0], reason) for i, reason in left_out.items()
-                if reason.startswith("ClickHouse refused")]
+                if reason.startswith("ClickHouse refused")]  # what Python refuses, the stream dead-letters
 
     def write(self, batch: dict[TopicPartition, list[Any]]) -> dict[str, int]:
         """Decode, drop known keys, insert per table. Synchronous: runs in a worker thread."""

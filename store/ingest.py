@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import annotated_types
+from clickhouse_connect.driver.exceptions import DataError
 from pydantic import AfterValidator, BaseModel
 
 from schemas.container import clickhouse_type, field_types, object_container, zigzag
@@ -54,8 +55,9 @@ SENTINEL = "boolean"  # the never-written branch of optional fields (see ``_stri
 INGEST_COLUMNS = ("src_epoch Int64, src_topic String, src_partition Int32, src_offset Int64, src_key String, "
                   "src_raw String, src_check FixedString(8)")
 EVENT_FIELDS = ("event_id", "session_id", "seq", "ts", "agent_name", "payload")
-# ClickHouse errors that say "try again", not "this data is wrong" (memory, timeouts, overload)
-TRANSIENT_CODES = {159, 202, 209, 210, 241, 252, 394, 425}
+# ClickHouse errors that say "try again" or "not you", not "this data is wrong": memory, timeouts,
+# overload, and refusing the client (read-only, access, authentication, missing table or database)
+TRANSIENT_CODES = {60, 81, 159, 164, 202, 209, 210, 241, 252, 394, 425, 497, 516}
 log = logging.getLogger(__name__)
 
 
@@ -319,9 +321,39 @@ def ensure_ingest(client: Any, schema: str, schema_id: int) -> str:
 
 
 def is_refusal(exc: BaseException) -> bool:
-    """ClickHouse answered and refused this data (vs. unreachable, or a transient overload)."""
+    """The data cannot go in: ClickHouse answered and refused it, or the client could not encode it
+    for its column (vs. unreachable, overloaded, or refusing us)."""
+    if isinstance(exc, DataError | ValueError | TypeError | OverflowError):
+        return True
     code = re.search(r"Code: (\d+)", str(exc))
     return code is not None and int(code.group(1)) not in TRANSIENT_CODES
+
+
+def isolate(count: int, insert: Callable[[list[int]], None]) -> dict[int, str]:
+    """Insert records ``0..count-1`` with ``insert``; when ClickHouse refuses, halve until the records it
+    refuses on their own are found. Returns {index: ClickHouse's reason} of those.
+
+    A failure that is not a refusal of the data (``is_refusal``) is raised: the caller retries the
+    whole batch. Refusals are never retried: a record that cannot go in must not hold back the rest."""
+    refused: dict[int, str] = {}
+    pending = [list(range(count))]
+    while pending:
+        part = pending.pop()
+        if not part:
+            continue
+        try:
+            insert(part)
+        except Exception as exc:
+            if not is_refusal(exc):
+                raise
+            if len(part) == 1:
+                refused[part[0]] = f"ClickHouse refused the record: {' '.join(str(exc).split())[:300]}"
+                continue
+            half = len(part) // 2
+            pending += [part[half:], part[:half]]  # the earlier half first: log order within the batch
+    for reason in refused.values():
+        log.error("%s", reason)
+    return refused
 
 
 def insert_container(client: Any, table: str, schema: str, bodies: Sequence[bytes],
@@ -329,36 +361,21 @@ def insert_container(client: Any, table: str, schema: str, bodies: Sequence[byte
     """Insert ``bodies`` as one Avro container into ``table``; returns {index: reason} of the ones left out.
 
     If ClickHouse refuses the container, each record is checked with ``check`` (the Python verdict)
-    and the refused ones are left out; if ClickHouse still refuses the rest, it is split in halves
-    until the records it refuses alone are found (their reason is ClickHouse's error). A failure that
-    is not a refusal (unreachable, overloaded) is raised: the caller retries the whole batch.
-    """
+    and the refused ones are left out; what ClickHouse still refuses is isolated (``isolate``)."""
     if not bodies:
         return {}
+
+    def insert(indices: list[int]) -> None:
+        client.raw_insert(table, None, object_container(schema, [bodies[i] for i in indices]), fmt="Avro")
+
     try:
-        client.raw_insert(table, None, object_container(schema, bodies), fmt="Avro")
+        insert(list(range(len(bodies))))
         return {}
     except Exception as exc:
         if not is_refusal(exc):
             raise
-        first = exc
+        log.warning("ClickHouse refused a container of %d records: %s", len(bodies), str(exc).splitlines()[0][:200])
     left_out = {i: reason for i in range(len(bodies)) if (reason := check(i)) is not None}
-    log.warning("ClickHouse refused a container of %d records (%s); %d fail the Python check",
-                len(bodies), str(first).splitlines()[0][:200], len(left_out))
-    pending = [[i for i in range(len(bodies)) if i not in left_out]]
-    while pending:
-        part = pending.pop()
-        if not part:
-            continue
-        try:
-            client.raw_insert(table, None, object_container(schema, [bodies[i] for i in part]), fmt="Avro")
-        except Exception as exc:
-            if not is_refusal(exc):
-                raise
-            if len(part) == 1:
-                left_out[part[0]] = f"ClickHouse refused the record: {str(exc).splitlines()[0][:300]}"
-                log.error("ClickHouse refused a record the Python check accepts: %s", left_out[part[0]])
-                continue
-            half = len(part) // 2
-            pending += [part[half:], part[:half]]  # the earlier half first: log order within the batch
-    return left_out
+    rest = [i for i in range(len(bodies)) if i not in left_out]
+    refused = isolate(len(rest), lambda part: insert([rest[i] for i in part]))
+    return left_out | {rest[i]: reason for i, reason in refused.items()}

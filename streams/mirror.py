@@ -33,6 +33,30 @@ class Mirror:
             client = self._local.client = self._connect()
         return client
 
+    def sessions(self, session_ids: list[str]) -> dict[str, list[Held]]:
+        """Every stored event of several sessions, in one query per few thousand (the sweeper's batch)."""
+        out: dict[str, list[Held]] = {sid: [] for sid in session_ids}
+        for start in range(0, len(session_ids), 2000):
+            result = self.client.query(
+                "SELECT session_id, payload, log_epoch, topic, partition, offset FROM session_events "
+                "WHERE session_id IN {ids:Array(String)} ORDER BY session_id, seq, log_epoch, offset "
+                "LIMIT 1 BY session_id, seq", parameters={"ids": session_ids[start:start + 2000]},
+                column_formats={"payload": "bytes"})
+            for sid, *row in result.result_rows:
+                held = self._held(*row)
+                if held is not None:
+                    out[sid].append(held)
+        return out
+
+    def _held(self, payload: bytes, epoch: int, topic: str, partition: int, offset: int) -> Held | None:
+        raw = bytes(payload)
+        try:
+            event = self.codec.decode(raw, expect=SessionEvent)
+        except CodecError:
+            return None
+        return Held.of(event, record_digest(raw), len(raw), Origin(log_epoch=epoch, topic=topic, partition=partition,
+                                                                   offset=offset))
+
     def events(self, session_id: str, seqs: list[int] | None = None, from_seq: int | None = None) -> list[Held]:
         """Events of one session from the mirror (all, only ``seqs``, or from ``from_seq`` on), in seq
         order, each with its digest and log coordinates."""
@@ -46,13 +70,4 @@ class Mirror:
             "ORDER BY seq, log_epoch, offset LIMIT 1 BY seq",
             parameters={"sid": session_id, "seqs": seqs or [], "from_seq": from_seq or 0},
             column_formats={"payload": "bytes"})
-        out: list[Held] = []
-        for payload, epoch, topic, partition, offset in result.result_rows:
-            raw = bytes(payload)
-            try:
-                event = self.codec.decode(raw, expect=SessionEvent)
-            except CodecError:
-                continue
-            out.append(Held.of(event, record_digest(raw), len(raw), Origin(log_epoch=epoch, topic=topic,
-                                                                           partition=partition, offset=offset)))
-        return out
+        return [h for row in result.result_rows if (h := self._held(*row)) is not None]

@@ -113,10 +113,10 @@ class SessionProcessor:
         # concurrently: each close waits for the broker's ack of its trajectory
         await asyncio.gather(*(self.close_safely(sid, ClosedBy.completed) for sid in ready))
 
-    async def close_safely(self, session_id: str, reason: ClosedBy) -> None:
+    async def close_safely(self, session_id: str, reason: ClosedBy, mirrored: list[Held] | None = None) -> None:
         """A failing close (mirror or broker away) must not stop the agent: the sweeper retries it."""
         try:
-            await self.try_close(session_id, reason)
+            await self.try_close(session_id, reason, mirrored)
         except Exception:
             log.exception("closing session %s failed; will retry", session_id)
 
@@ -142,17 +142,19 @@ class SessionProcessor:
 
     # --- closing --------------------------------------------------------------------------
 
-    async def try_close(self, session_id: str, reason: ClosedBy) -> bool:
+    async def try_close(self, session_id: str, reason: ClosedBy, mirrored: list[Held] | None = None) -> bool:
         """Emit the trajectory if every step body is at hand (cache, else mirror). True when emitted.
 
-        Before giving up on a gap or an idle session, what the mirror holds is folded in (it may
-        complete the session); a session that never started is closed without a trajectory and its
-        events are dead-lettered."""
+        Before giving up on a gap or an idle session, what the mirror holds (``mirrored``, or looked
+        up here) is folded in: it may complete the session. A session that never started is closed
+        without a trajectory and its events are dead-lettered."""
         state = self.get(session_id)
         if state is None or state.emitted is not None:
             return False
         if reason is not ClosedBy.completed and self.mirror is not None:
-            await self.repair(state, from_seq=state.next_seq)
+            if mirrored is None:
+                mirrored = (await self._mirrored([session_id]))[session_id]
+            await self.repair(state, mirrored)
             state = self.get(session_id) or state
             if state.ready:
                 reason = ClosedBy.completed
@@ -187,21 +189,19 @@ class SessionProcessor:
         self.emitted += 1
         return True
 
-    async def repair(self, state: SessionState, from_seq: int | None = None) -> None:
+    async def _mirrored(self, session_ids: list[str]) -> dict[str, list[Held]]:
+        """What the mirror holds of these sessions (one query for all of them)."""
+        if not session_ids or self.mirror is None:
+            return {sid: [] for sid in session_ids}
+        return await asyncio.to_thread(self.mirror.sessions, session_ids)
+
+    async def repair(self, state: SessionState, mirrored: list[Held]) -> None:
         """Refold what the mirror holds for a session stuck on a gap (or with lost state): the mirror
         keeps the first record of each seq the log carried, so it wins over a different pending one."""
-        if self.mirror is None:
-            return
-        if from_seq is not None:
-            events = await asyncio.to_thread(self.mirror.events, state.session_id, None, from_seq)
-        elif state.pending:
-            wanted = list(range(state.next_seq, max(state.pending) + 1))
-            events = await asyncio.to_thread(self.mirror.events, state.session_id, wanted)
-        else:
-            return
+        current = self.get(state.session_id) or state
+        events = [h for h in mirrored if h.event.seq >= current.next_seq]
         if not events:
             return
-        current = self.get(state.session_id) or state
         result = fold_many(current, events, current.last_seen, authoritative=True)
         self._cache_steps(result.applied)
         self.put(result.state)
@@ -227,22 +227,31 @@ class SessionProcessor:
                     self._open.add(key)
                 elif now - state.last_seen > stream_cfg.session_idle_timeout_s:
                     del self.table[key]  # late duplicates after this are refolded from the mirror, then dropped
-        closing: list[tuple[str, ClosedBy]] = []
+        states: list[SessionState] = []
         for key in list(self._open):
             state = self.get(key.decode())
             if state is None or state.emitted is not None:
                 self._open.discard(key)
-                continue
-            if state.pending and state.gap_since is not None and now - state.gap_since >= self.repair_after_s:
-                try:
-                    await self.repair(state)
-                except Exception:
-                    log.exception("repairing session %s from the mirror failed; will retry", state.session_id)
-                state = self.get(state.session_id) or state
-            reason = due_closure(state, now, stream_cfg.session_idle_timeout_s, stream_cfg.gap_timeout_s)
+            else:
+                states.append(state)
+        timeout_s, gap_s = stream_cfg.session_idle_timeout_s, stream_cfg.gap_timeout_s
+        gapped = [st for st in states if st.pending and st.gap_since is not None
+                  and now - st.gap_since >= self.repair_after_s]
+        giving_up = [st for st in states if due_closure(st, now, timeout_s, gap_s) not in (None, ClosedBy.completed)]
+        try:  # one lookup for every session that needs the mirror in this pass
+            mirrored = await self._mirrored(sorted({st.session_id for st in gapped + giving_up}))
+        except Exception:
+            log.exception("looking up %d sessions in the mirror failed; will retry", len(gapped + giving_up))
+            return
+        for state in gapped:
+            await self.repair(state, mirrored[state.session_id])
+        closing: list[tuple[str, ClosedBy]] = []
+        for state in states:
+            state = self.get(state.session_id) or state
+            reason = due_closure(state, now, timeout_s, gap_s)
             if reason is not None:
                 closing.append((state.session_id, reason))
-        await asyncio.gather(*(self.close_safely(sid, reason) for sid, reason in closing))
+        await asyncio.gather(*(self.close_safely(sid, reason, mirrored.get(sid)) for sid, reason in closing))
 
 
 def attach(app: faust.App, processor: SessionProcessor, batch: int = 5000, within_s: float = 0.25) -> None:

@@ -237,3 +237,37 @@ async def test_sink_lands_150_new_keys_and_a_5_kb_session_id_in_one_batch_throug
     assert store.query("SELECT length(session_id), step_count, total_tokens FROM trajectories "
                        "WHERE startsWith(session_id, 'LLL')").result_rows == [(5000, 3, 3)]
     assert sink.stats.retries == 0 and sink.stats.dead_lettered == 0
+
+
+async def test_records_the_store_cannot_take_are_isolated_and_dead_lettered_in_their_batch(
+        kafka_bootstrap: str, topics: Topics, store, tmp_path: Path) -> None:
+    """Garbage on a topic the sink alone reads, and a row its column cannot hold (source_partition -1
+    into UInt32), go nowhere near a retry loop: the rest of the batch lands and the batch is committed."""
+    from aiokafka import AIOKafkaProducer
+
+    from schemas.models import DeadLetter, dead_letter_id
+
+    codec = Codec(LocalRegistry(tmp_path / "registry.json"))
+    name = topics.dead_letters.name
+    letters = [DeadLetter(event_id=dead_letter_id(0, "x", 0, i), source_topic="x", source_partition=0,
+                          source_offset=i, raw=b"r", reason=f"reason {i}") for i in range(5)]
+    unstorable = letters[2].model_copy(update={"source_partition": -1, "event_id": dead_letter_id(0, "x", 0, 99)})
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=50)
+    await producer.start()
+    try:
+        for record in [*letters[:2], unstorable, *letters[2:]]:
+            await producer.send(name, codec.encode(name, record))
+        await producer.send(topics.trajectories.name, b"\x00garbage", key=b"g")
+        await producer.flush()
+    finally:
+        await producer.stop()
+    sink = ClickHouseSink(kafka_bootstrap, topics, codec, store, group_id=f"{topics.prefix}sink")
+    await _sink_until(sink, store, "dead_letters", 6)
+    assert sink.stats.retries == 0
+    rows = store.query("SELECT source_topic, source_offset, reason FROM dead_letters ORDER BY source_topic, "
+                       "source_offset").result_rows
+    assert rows[1:] == [("x", i, f"reason {i}") for i in range(5)]
+    assert rows[0][:2] == (topics.trajectories.name, 0) and rows[0][2].startswith("unknown schema id")
+    again = ClickHouseSink(kafka_bootstrap, topics, codec, store, group_id=f"{topics.prefix}sink")
+    await _sink_until(again, store, "dead_letters", 7, timeout_s=3)  # committed: nothing is read again
+    assert again.stats.batches == 0 and scalar(store, "SELECT count() FROM dead_letters") == 6
