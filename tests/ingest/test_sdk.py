@@ -106,3 +106,26 @@ async def test_backpressure_bounds_the_queue(kafka_bootstrap: str, topics: Topic
             peak = max(peak, tracker.delivery.queue.qsize())
         await tracker.flush(30)
         assert peak <= 10 and tracker.sent == 301
+
+
+async def test_the_sdk_refuses_what_the_pipeline_would_refuse_before_it_takes_a_seq(
+        kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from agents.tracking import TrackingError
+    from schemas.limits import MAX_EVENT_BYTES
+
+    async with make_tracker(kafka_bootstrap, topics, tmp_path / "spool") as tracker:
+        session = await tracker.start_session(agent_name="strict", objective="o")
+        with pytest.raises(TrackingError, match=f"exceeds the limit of {MAX_EVENT_BYTES} bytes per session event"):
+            await session.record_step(observation="x" * MAX_EVENT_BYTES, thought="", action=Think())
+        with pytest.raises(ValidationError, match="finite number"):
+            await session.record_step(observation="", thought="", action=Think(), cost=float("nan"))
+        with pytest.raises(ValidationError, match="less than or equal"):
+            await session.record_step(observation="", thought="", action=Think(), tokens=10**15)
+        assert await session.record_step(observation="fine", thought="", action=Think()) == 1  # no seq was lost
+        await session.complete("ok", SessionStatus.succeeded)
+    events = await consume_all(kafka_bootstrap, topics.session_events.name, 3)
+    assert [(e.seq, e.payload.kind) for e in events] == [(0, "session_started"), (1, "step_recorded"),
+                                                         (2, "session_completed")]
