@@ -69,7 +69,7 @@ class SessionState(BaseModel):
     started_at: Timestamp | None = None
     next_seq: int = 0
     pending: dict[int, Held] = Field(default_factory=dict)
-    digests: str = ""  # 8 characters per seq below next_seq (NO_DIGEST where none arrived)
+    digests: list[str] = Field(default_factory=list)  # per seq below next_seq (NO_DIGEST where none arrived)
     size: int = 0  # bytes of the records accepted so far (applied or pending)
     completed: SessionCompleted | None = None
     completed_seq: int | None = None
@@ -137,12 +137,13 @@ def _apply(state: SessionState, held: Held) -> None:
         state.completed_at = event.ts
     state.agent_name = state.agent_name or event.agent_name
     state.last_event_at = event.ts
-    state.digests += NO_DIGEST * (event.seq - state.next_seq) + held.digest
+    state.digests.extend([NO_DIGEST] * (event.seq - state.next_seq))
+    state.digests.append(held.digest)
     state.next_seq = event.seq + 1
 
 
 def _digest_at(state: SessionState, seq: int) -> str:
-    return state.digests[8 * seq:8 * seq + 8]
+    return state.digests[seq] if seq < len(state.digests) else NO_DIGEST
 
 
 def _refusal(state: SessionState, held: Held) -> str | None:
