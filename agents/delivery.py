@@ -144,6 +144,7 @@ class Delivery:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._spool is not None:
+            self._confirm(force=True)  # empties the spool file if all of it is durable
             leftovers = [(k, v) for k, v, spooled in [*self._resend, *self._settle_log] if not spooled]
             leftovers += [(u.key, u.value) for d in self._unconfirmed.values() for u in d if not u.spooled]
             leftovers += self._in_flight  # cut off mid-send: maybe acknowledged, maybe not
@@ -155,9 +156,11 @@ class Delivery:
                 self._spool.sync()
                 log.warning("%d events are not durable yet; kept in %s", self._spool.count, self._spool.path)
             self._spool.close()
-        if self._producer is not None:
-            with contextlib.suppress(KafkaError):
-                await self._producer.stop()
+        if self._producer is not None:  # what it still holds is in the spool: do not wait on it for long
+            try:
+                await asyncio.wait_for(self._producer.stop(), 10.0)
+            except (KafkaError, TimeoutError):
+                log.warning("the producer did not stop cleanly; what was not durable is in the spool")
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -274,11 +277,11 @@ class Delivery:
 
     # --- durability -----------------------------------------------------------------------
 
-    def _confirm(self) -> None:
+    def _confirm(self, force: bool = False) -> None:
         """Forget events the store has (watermark of their epoch); empty the spool once all of it is."""
         assert self._spool is not None
         now = time.monotonic()
-        if now - self._confirmed_at < self.poll_s:
+        if not force and now - self._confirmed_at < self.poll_s:
             return
         self._confirmed_at = now
         if self.durable == "store" and self.stack_dir is not None and self._unconfirmed and self.epoch is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import multiprocessing as mp
 import os
 import random
@@ -40,6 +41,7 @@ def _agents(data_dir: str, plan: list[tuple[str, float, int]], start_at: float, 
     from schemas.models import SessionStatus, UseTool
 
     cfg = load_config(environ={"ART_STORAGE_DATA_DIR": data_dir})
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its reconnect errors would drown the progress
 
     async def one(tracker: Tracker, session_id: str, offset: float, steps: int) -> None:
         await asyncio.sleep(max(0.0, start_at + offset - time.time()))
@@ -109,8 +111,11 @@ class Chaos:
             seconds = self.kill(target)
             self.recovery.append({"target": target, "recovery_s": round(seconds, 2)})
             self.say(f"kill {n}/{len(targets)}: {target} -9, recovered in {seconds:.1f} s")
+        deadline = time.monotonic() + 900
         for p in procs:
-            p.join(900)
+            p.join(max(1.0, deadline - time.monotonic()))
+            if p.is_alive():  # it wrote its result (or not: counted as not durable) but hangs on exit
+                p.terminate()
         agents = [json.loads(Path(o).read_text()) if Path(o).exists() else {"durable": False} for o in outs]
         return {"agents_durable": sum(a["durable"] for a in agents), "agents": len(agents),
                 "resent": sum(a.get("resent", 0) for a in agents),
