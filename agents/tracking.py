@@ -34,7 +34,7 @@ from schemas.models import (
 from schemas.registry import registry_for
 from schemas.runtime import read_stack_info
 from schemas.settings import ArtConfig
-from schemas.topics import Topics
+from schemas.topics import Topics, TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +108,11 @@ class Tracker:
     def __init__(self, bootstrap: str, topics: Topics, codec: Codec, spool_dir: Path, *,
                  max_pending: int = 10_000, linger_ms: int = 5, retry_interval_s: float = 1.0,
                  request_timeout_ms: int = 5_000, settle_s: float = 2.0, stack_dir: Path | None = None,
-                 durable: str = "broker", poll_s: float = 0.2) -> None:
-        self.topic = topics.session_events.name
+                 durable: str = "broker", poll_s: float = 0.2, topic: TopicSpec | None = None) -> None:
+        topic = topic or topics.session_events  # another topic: e.g. capture's dead letters, with its own spool
+        self.topic = topic.name
         self.codec = codec
-        self.delivery = Delivery(bootstrap, self.topic, topics.session_events.partitions, spool_dir,
+        self.delivery = Delivery(bootstrap, self.topic, topic.partitions, spool_dir,
                                  stack_dir=stack_dir, durable=durable, linger_ms=linger_ms,
                                  request_timeout_ms=request_timeout_ms, retry_interval_s=retry_interval_s,
                                  settle_s=settle_s, poll_s=poll_s, max_pending=max_pending)
@@ -129,7 +130,8 @@ class Tracker:
             bootstrap = info.bootstrap
             kwargs = {"stack_dir": data_dir, "durable": info.durable, **kwargs}
         codec = Codec(registry_for(cfg.kafka.schema_registry_url, data_dir))
-        return cls(bootstrap, cfg.kafka.topics(), codec, data_dir / "spool", **kwargs)
+        spool_dir = kwargs.pop("spool_dir", data_dir / "spool")
+        return cls(bootstrap, cfg.kafka.topics(), codec, spool_dir, **kwargs)
 
     async def __aenter__(self) -> Tracker:
         await self.start()

@@ -26,8 +26,8 @@ async def _run(args: argparse.Namespace) -> None:
     if args.publish_watermark:
         name = f"sink-{os.getpid()}"
 
-        def on_commit(epoch: int, topic: str, offsets: dict[int, int]) -> None:
-            write_watermark(cfg.storage.data_dir, name, Watermark(log_epoch=epoch, topic=topic, offsets=offsets))
+        def on_commit(epoch: int, offsets: dict[str, dict[int, int]]) -> None:
+            write_watermark(cfg.storage.data_dir, name, Watermark(log_epoch=epoch, offsets=offsets))
 
     sink = ClickHouseSink(args.bootstrap or cfg.kafka.bootstrap, cfg.kafka.topics(), codec, client,
                           group_id=f"{cfg.kafka.topic_prefix}sink", log_epoch=args.log_epoch,

@@ -42,7 +42,7 @@ from schemas.rules import Refused, admit, size_violation
 from schemas.topics import Topics
 from store.ingest import container_schema, ensure_ingest, frame, frame_prefix, insert_container
 
-OnCommit = Callable[[int, str, dict[int, int]], None]  # (log epoch, topic, partition -> next offset)
+OnCommit = Callable[[int, dict[str, dict[int, int]]], None]  # (log epoch, topic -> partition -> next offset)
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class ClickHouseSink:
         self.max_backoff_s = max_backoff_s
         self.stats = SinkStats()
         self.on_commit = on_commit
-        self._committed: dict[int, int] = {}  # session-events partition -> next offset stored
+        self._committed: dict[str, dict[int, int]] = {}  # topic -> partition -> next offset stored
         self._known: dict[str, KnownKeys] = defaultdict(KnownKeys)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False, auto_offset_reset="earliest",
@@ -160,11 +160,10 @@ class ClickHouseSink:
         offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batch.items()}
         await self._consumer.commit(offsets)
         self.stats.batches += 1
-        session_topic = self.topics.session_events.name
-        stored = {tp.partition: offset for tp, offset in offsets.items() if tp.topic == session_topic}
-        if stored and self.on_commit is not None:
-            self._committed.update(stored)
-            self.on_commit(self.log_epoch, session_topic, dict(self._committed))
+        if self.on_commit is not None:
+            for tp, offset in offsets.items():
+                self._committed.setdefault(tp.topic, {})[tp.partition] = offset
+            self.on_commit(self.log_epoch, {t: dict(p) for t, p in self._committed.items()})
 
     def _landing_table(self) -> tuple[str, str] | None:
         """The ClickHouse-side decoder for the current SessionEvent schema (created on first use)."""

@@ -2,9 +2,9 @@
 
 The card is how agents, the CLI and the trainer find the embedded broker and the ClickHouse
 gateway, and how the tracking SDK learns that the embedded broker lost its log (``log_epoch``
-changes; a child restart rewrites the card with the same epoch). The watermark says, per partition
-of the session-events topic and per log epoch, up to which offset the store has every record: on
-the embedded broker (memory only) an event is durable only then (``durable = "store"``).
+changes; a child restart rewrites the card with the same epoch). The watermark says, per topic and
+partition and per log epoch, up to which offset the store has every record: on the embedded broker
+(memory only) an event is durable only then (``durable = "store"``).
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ class Watermark(BaseModel):
     """What one sink has committed (after ClickHouse had the rows) in one log epoch."""
 
     log_epoch: int
-    topic: str
-    offsets: dict[int, int]  # partition -> next offset not yet stored
+    offsets: dict[str, dict[int, int]]  # topic -> partition -> next offset not yet stored
 
 
 def stack_file(data_dir: Path) -> Path:
@@ -71,8 +70,8 @@ def read_watermark(data_dir: Path, log_epoch: int, topic: str) -> dict[int, int]
             mark = Watermark.model_validate_json(path.read_text())
         except (OSError, ValidationError):
             continue  # replaced or removed while we read
-        if mark.log_epoch == log_epoch and mark.topic == topic:
-            for partition, offset in mark.offsets.items():
+        if mark.log_epoch == log_epoch:
+            for partition, offset in mark.offsets.get(topic, {}).items():
                 out[partition] = max(out.get(partition, 0), offset)
     return out
 
