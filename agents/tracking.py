@@ -23,6 +23,7 @@ from schemas.codec import Codec
 from schemas.limits import MAX_EVENT_BYTES
 from schemas.models import (
     Action,
+    CompletionTrace,
     SessionCompleted,
     SessionEvent,
     SessionStarted,
@@ -73,20 +74,30 @@ class TrackedSession:
     async def record_step(self, *, observation: str, thought: str, action: Action, action_input: str = "",
                           tool_result: str | None = None, error: str | None = None, reflection: str | None = None,
                           step_reward: float | None = None, step_metadata: dict[str, str] | None = None,
-                          execution_time_ms: int = 0, tokens: int = 0, cost: float = 0.0) -> int:
-        """Record one step; returns its seq."""
+                          execution_time_ms: int = 0, tokens: int = 0, cost: float = 0.0,
+                          completions: list[CompletionTrace] | None = None) -> int:
+        """Record one step; returns its seq. ``completions``: the token ids and logprobs of the LLM calls
+        behind the step, when the endpoint returned them (``agents.llm``, ``art serve``)."""
         step = StepRecorded(step_number=self.step_count, observation=observation, thought=thought, action=action,
                             action_input=action_input, tool_result=tool_result, error=error, reflection=reflection,
                             step_reward=step_reward, step_metadata=step_metadata or {},
-                            execution_time_ms=execution_time_ms, tokens=tokens, cost=cost)
+                            execution_time_ms=execution_time_ms, tokens=tokens, cost=cost,
+                            completions=completions or [])
+        return await self.record(step)
+
+    async def record(self, step: StepRecorded) -> int:
+        """Record a step built elsewhere (capture keeps upstream timestamps and token data); the
+        session numbers it. Returns its seq."""
+        if step.step_number != self.step_count:
+            step = step.model_copy(update={"step_number": self.step_count})
         seq = await self._emit(step)
         self.step_count += 1
-        self.total_tokens += tokens
-        self.total_cost += cost
-        self.execution_time_ms += execution_time_ms
-        self.error_count += error is not None
-        if isinstance(action, UseTool) and action.tool not in self.tools_used:
-            self.tools_used.append(action.tool)
+        self.total_tokens += step.tokens
+        self.total_cost += step.cost
+        self.execution_time_ms += step.execution_time_ms
+        self.error_count += step.error is not None
+        if isinstance(step.action, UseTool) and step.action.tool not in self.tools_used:
+            self.tools_used.append(step.action.tool)
         return seq
 
     async def complete(self, final_answer: str | None, status: SessionStatus | str) -> None:

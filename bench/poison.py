@@ -51,7 +51,7 @@ def _step(**fields: object) -> StepRecorded:
     values: dict[str, object] = dict(kind="step_recorded", step_number=0, observation="o", thought="t",
                                      action=Think(), action_input="", tool_result=None, error=None, reflection=None,
                                      step_reward=None, step_metadata={}, timestamp=T0, execution_time_ms=0, tokens=0,
-                                     cost=0.0)
+                                     cost=0.0, completions=[])
     return StepRecorded.model_construct(**(values | fields))
 
 

@@ -6,12 +6,13 @@ and byte-exact round trips, so the .avsc files stay the single source of truth.
 
 from __future__ import annotations
 
+import struct
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 from uuid import UUID, uuid4, uuid5
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.limits import MAX_COUNT, MAX_MAGNITUDE, TIME_MAX, TIME_MIN
 
@@ -31,6 +32,16 @@ Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 Amount = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]
 """Costs and step rewards: finite and bounded, so sums stay finite (NaN would be stored as null)."""
+
+_F32 = struct.Struct("<f")
+
+
+def _as_float32(value: float) -> float:
+    return float(_F32.unpack(_F32.pack(value))[0])
+
+
+Float32 = Annotated[float, AfterValidator(_as_float32)]
+"""A float held at Avro ``float`` precision, so a record equals its own round trip."""
 
 
 def utcnow() -> datetime:
@@ -96,6 +107,23 @@ class SessionStarted(AvroModel):
     success_criteria: list[str] = Field(default_factory=list)
 
 
+class CompletionTrace(AvroModel):
+    """The tokens of one LLM completion behind a step and their logprobs (the served policy's, raw),
+    so training can use exactly what the model produced. ``purpose`` says which call (think, decide...)."""
+
+    avro_name: ClassVar[str] = "art.CompletionTrace"
+    purpose: str = ""
+    model: str = ""
+    token_ids: list[int] = Field(default_factory=list)
+    logprobs: list[Float32] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _aligned(self) -> CompletionTrace:
+        if self.logprobs and len(self.logprobs) != len(self.token_ids):
+            raise ValueError(f"{len(self.logprobs)} logprobs for {len(self.token_ids)} token ids")
+        return self
+
+
 class StepRecorded(AvroModel):
     avro_name: ClassVar[str] = "art.StepRecorded"
     kind: Literal["step_recorded"] = "step_recorded"
@@ -113,6 +141,7 @@ class StepRecorded(AvroModel):
     execution_time_ms: Count = 0
     tokens: Count = 0
     cost: Amount = 0.0
+    completions: list[CompletionTrace] = Field(default_factory=list)
 
 
 class SessionCompleted(AvroModel):

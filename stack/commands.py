@@ -65,13 +65,21 @@ def store_reader(cfg: ArtConfig) -> Iterator[Any]:
 
 def up(config: ConfigOpt = None,
        workers: Annotated[int, typer.Option(help="stream worker processes")] = 1,
-       sinks: Annotated[int, typer.Option(help="ClickHouse sink processes")] = 1) -> None:
+       sinks: Annotated[int, typer.Option(help="ClickHouse sink processes")] = 1,
+       proxy_upstream: Annotated[str | None, typer.Option(
+           help="also run the recording proxy in front of this OpenAI-compatible base URL")] = None,
+       otlp: Annotated[bool | None, typer.Option(
+           "--otlp/--no-otlp", help="also run the OTLP/HTTP receiver (default capture.otlp_enabled)")] = None) -> None:
     """Start the embedded stack (broker, ClickHouse, stream workers, sinks) until Ctrl-C or SIGTERM."""
     from stack.ports import PortTaken
     from stack.supervisor import Stack
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = config_or_exit(config)
+    if proxy_upstream is not None:
+        cfg.capture.proxy_upstream = proxy_upstream
+    if otlp is not None:
+        cfg.capture.otlp_enabled = otlp
     running = read_stack_info(cfg.storage.data_dir)
     if running is not None:
         console.print(f"[red]error:[/red] a stack already runs for {cfg.storage.data_dir} (pid {running.pid})")
@@ -97,6 +105,8 @@ def up(config: ConfigOpt = None,
     try:
         console.print(f"[green]stack up[/green]: kafka {info.bootstrap}, clickhouse {info.clickhouse_url}, "
                       f"data {cfg.storage.data_dir} (Ctrl-C stops)")
+        if info.proxy_url or info.otlp_url:
+            console.print(f"capture: proxy {info.proxy_url or 'off'}, otlp {info.otlp_url or 'off'}")
         while not stopping:
             stack.check()
             time.sleep(0.5)

@@ -24,7 +24,7 @@ from typing import Any
 from schemas.runtime import StackInfo, clear_watermarks, stack_file, write_stack_info
 from schemas.settings import ArtConfig
 from stack import processes
-from stack.broker import EmbeddedBroker, ensure_topics
+from stack.broker import EmbeddedBroker, ensure_topics, free_port
 from stack.ports import ensure_free, kept_ports
 from stack.registry_server import RegistryServer
 from store.clickhouse import connect, ensure_schema
@@ -42,6 +42,7 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     failed_at: float | None = None
+    follows_broker: bool = True  # restarted with a restarted broker; capture servers ride it out (their SDK re-sends)
 
 
 @dataclass
@@ -58,6 +59,8 @@ class Stack:
     clickhouse_url: str = ""
     registry: RegistryServer | None = None
     ports: dict[str, int] = field(default_factory=dict)
+    proxy_url: str = ""
+    otlp_url: str = ""
 
     @property
     def data_dir(self) -> Path:
@@ -116,6 +119,7 @@ class Stack:
         info = StackInfo(pid=os.getpid(), bootstrap=self.bootstrap, clickhouse_url=self.clickhouse_url,
                          log_epoch=self.log_epoch, topic_prefix=self.cfg.kafka.topic_prefix, started_at=time.time(),
                          schema_registry_url=self.registry.url if self.registry else self.cfg.kafka.schema_registry_url,
+                         proxy_url=self.proxy_url, otlp_url=self.otlp_url,
                          children={c.name: c.proc.pid for c in self.children if c.proc}
                          | ({"broker": self.broker.proc.pid} if self.broker and self.broker.proc else {}),
                          durable="store" if self.broker is not None else "broker")
@@ -133,6 +137,27 @@ class Stack:
         watermark = ["--publish-watermark"] if self.broker is not None else []
         self.children += [Child(f"sink-{i}", [sys.executable, "-m", "consumers.run", *common, *watermark])
                           for i in range(self.sinks)]
+        self.children += self._capture_children()
+
+    def _capture_children(self) -> list[Child]:
+        """The recording proxy and the OTLP receiver, when enabled (agents/capture)."""
+        capture = self.cfg.capture
+        common = ["--bootstrap", self.bootstrap, "--host", capture.host]
+        common += ["--epoch-file", str(stack_file(self.data_dir).resolve())] if self.broker else []
+        common += ["--config", str(self.config_path)] if self.config_path else []
+        shown = "127.0.0.1" if capture.host in ("0.0.0.0", "::") else capture.host
+        children = []
+        if capture.proxy_upstream:
+            port = capture.proxy_port or free_port()
+            self.proxy_url = f"http://{shown}:{port}/v1"
+            children.append(Child("proxy", [sys.executable, "-m", "agents.capture.run", "proxy", "--port", str(port),
+                                            "--upstream", capture.proxy_upstream, *common], follows_broker=False))
+        if capture.otlp_enabled:
+            port = capture.otlp_port or free_port()
+            self.otlp_url = f"http://{shown}:{port}"
+            children.append(Child("otlp", [sys.executable, "-m", "agents.capture.run", "otlp", "--port", str(port),
+                                           *common], follows_broker=False))
+        return children
 
     def _spawn(self, child: Child) -> None:
         env = {**os.environ, "ART_LOG_EPOCH": str(self.log_epoch),
@@ -145,7 +170,7 @@ class Stack:
         if self.broker is not None and not self.broker.alive():
             log.warning("broker died: restarting it with a new log epoch, topics and consumers")
             for child in self.children:
-                if child.proc is not None:
+                if child.proc is not None and child.follows_broker:
                     processes.stop(child.proc, grace_s=0.0)  # Faust hangs on SIGTERM after a broker restart
             clear_watermarks(self.data_dir)
             self.broker.start()
@@ -154,8 +179,9 @@ class Stack:
                           fix=True)
             self._rebuild()
             for child in self.children:
-                child.restarts += 1
-                self._spawn(child)
+                if child.follows_broker:
+                    child.restarts += 1
+                    self._spawn(child)
             self._publish()
             return
         restarted = False
@@ -174,6 +200,9 @@ class Stack:
             self._publish()
 
     def stop(self) -> None:
+        for child in self.children:  # capture first: what it completes on the way out still reaches the stream
+            if child.proc is not None and not child.follows_broker:
+                processes.stop(child.proc, grace_s=15.0)
         for child in self.children:
             if child.proc is not None and child.name.startswith("worker"):
                 processes.stop(child.proc, grace_s=15.0)

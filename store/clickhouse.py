@@ -83,7 +83,7 @@ def reader(cfg: ArtConfig) -> Iterator[Client]:
         if not (path / "metadata").is_dir():
             raise StoreMissing(f"no store in {path}: start one with `art up` (or `art demo`)")
         try:
-            gateway = ChdbGateway(str(path), reader_timeout_s=cfg.clickhouse.reader_timeout_s).start()
+            gateway = ChdbGateway(str(path), reader_timeout_s=cfg.clickhouse.reader_timeout_s, readers=1).start()
         except Exception as exc:  # locked by another process, or another engine path in this one
             raise StoreError(f"cannot open ClickHouse at {path}: {exc}") from exc
         dsn = gateway.url

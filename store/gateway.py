@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import socket
+import sys
 import tempfile
 import threading
 import uuid
@@ -63,13 +64,15 @@ class ChdbGateway:
 
         self.secret = secret if secret is not None or card is None else writer_secret.new_secret()
         self._card = card
+        self._path = path
         self._conn = chdb.connect(path) if self.secret else None
         self._lock = threading.Lock()
         self.readers = ReaderSessions(path, size=readers, timeout_s=reader_timeout_s)
         self._connections: set[socket.socket] = set()
         self._server = _Server((host, port), _handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="chdb-gateway", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="chdb-gateway", daemon=True)
 
     @property
     def url(self) -> str:
@@ -83,7 +86,8 @@ class ChdbGateway:
         return self
 
     def stop(self, close_engine: bool = True) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for a serve loop that must have started
+            self._server.shutdown()
         self._server.server_close()
         for conn in list(self._connections):  # keep-alive clients must see the store go away too
             with contextlib.suppress(OSError):
@@ -104,19 +108,18 @@ class ChdbGateway:
             if (req.headers.get("User-Agent") or "").startswith("ClickHouse/"):
                 raise GatewayError(403, 497, "the gateway serves no request made by its own engine (url() "
                                              "calling back would hold the engine). (ACCESS_DENIED)")
-            writer = self._authenticated(req, url.query)
-            body = http_request.read_body(req, None if writer and method == "POST" else READER_BODY_LIMIT)
+            writer = self._authenticated(req, url.query) and method == "POST"  # GET never writes
+            try:
+                body = http_request.read_body(req, None if writer else READER_BODY_LIMIT)
+            except http_request.BodyTooLarge as exc:
+                raise GatewayError(413, 307, f"{exc}: readers send SQL, not data. (TOO_MANY_BYTES)") from None
             request = http_request.parse(url.query, req.headers, body)
-            if writer and method == "POST" and request.settings.get("readonly", "0") in ("0", ""):
+            if writer and request.settings.get("readonly", "0") in ("0", ""):
                 ran, out = self._write(request)
             else:
                 ran, out = self.readers.query(request.text.decode(), request.params, request.database,
                                               request.settings)
-        except http_request.BodyTooLarge as exc:
-            return _error(req, GatewayError(413, 307, f"{exc}: readers send SQL, not data. (TOO_MANY_BYTES)"))
-        except GatewayError as exc:
-            return _error(req, exc)
-        except Exception as exc:  # every engine error becomes ClickHouse's error reply
+        except Exception as exc:  # refusals and engine errors alike become ClickHouse's error reply
             return _error(req, exc)
         _reply(req, 200, out, {"X-ClickHouse-Format": _trailing_format(ran) or "TabSeparated",
                                "X-ClickHouse-Timezone": "UTC",
@@ -160,18 +163,24 @@ class ChdbGateway:
 
     def _run(self, sql: str, params: dict[str, str] | None, database: str | None) -> bytes:
         """One writer statement under the writer lock (a chDB session is not thread-safe)."""
+        import chdb
+
         assert self._conn is not None
         with self._lock:
-            if database:
-                self._conn.query(f"USE `{database}`", "TabSeparated")
-            return self._conn.query(sql, "TabSeparated", params=params or {}).bytes() or b""
+            try:
+                if database:
+                    self._conn.query(f"USE `{database}`", "TabSeparated")
+                return self._conn.query(sql, "TabSeparated", params=params or {}).bytes() or b""
+            except Exception:
+                # chDB hands a failed query's partial output to the next query of the session
+                self._conn.close()
+                self._conn = chdb.connect(self._path)
+                raise
 
 
 class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up is one debug line; anything else is logged with its traceback."""
-        import sys
-
         exc = sys.exc_info()[1]
         if isinstance(exc, _HANGUPS):
             log.debug("client %s went away: %s", client_address, exc.__class__.__name__)
