@@ -129,3 +129,27 @@ async def test_the_sdk_refuses_what_the_pipeline_would_refuse_before_it_takes_a_
     events = await consume_all(kafka_bootstrap, topics.session_events.name, 3)
     assert [(e.seq, e.payload.kind) for e in events] == [(0, "session_started"), (1, "step_recorded"),
                                                          (2, "session_completed")]
+
+
+async def test_an_oversize_event_in_an_adopted_spool_is_set_aside_and_the_rest_is_sent(
+        kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> None:
+    """A spool written by an SDK without today's size check must not stop every later tracker."""
+    from bench.poison import good_session
+    from schemas.limits import MAX_EVENT_BYTES
+
+    codec = Codec(LocalRegistry(tmp_path / "reg.json"))
+    events = good_session("spooled-big", 2)
+    frames = [(e.session_id.encode(), codec.encode(topics.session_events.name, e)) for e in events]
+    big = (b"spooled-big", frames[1][1] + b"x" * MAX_EVENT_BYTES)
+    spool_dir = tmp_path / "spool"
+    old = Spool.create(spool_dir)
+    old.append_many([frames[0], big, *frames[1:]])
+    old.close(remove_if_empty=False)  # its tracker died: the lock is free
+    async with make_tracker(kafka_bootstrap, topics, spool_dir, tmp_path / "reg.json") as tracker:
+        assert await tracker.wait_durable(10)
+        assert tracker.delivery.stats.rejected == 1
+    sent = await consume_all(kafka_bootstrap, topics.session_events.name, len(events))
+    assert [e.seq for e in sent] == [0, 1, 2, 3]
+    assert not list(spool_dir.glob("*.spool"))
+    (aside,) = (spool_dir / "rejected").glob("*.spool")
+    assert list(Spool.adopt(aside).frames()) == [big]  # type: ignore[union-attr]
