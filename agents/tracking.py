@@ -1,31 +1,26 @@
 """The tracking SDK: how an agent process streams its run into Kafka.
 
-A ``Tracker`` owns one aiokafka producer and a bounded queue (``record_step`` waits when the queue
-is full: backpressure with bounded memory). Each ``TrackedSession`` numbers its events (``seq``
-from 0) and ids them, so downstream folds can drop duplicates and wait for gaps. When the broker
-cannot be reached, events go to an append-only spool file and are re-sent in order later; when the
-embedded broker restarts (it forgets acknowledged data), the recent window is re-sent as well —
-duplicates are harmless downstream, losses are not.
+A ``Tracker`` owns a bounded queue (``record_step`` waits when the queue is full: backpressure with
+bounded memory) and a ``Delivery`` that sends it (``agents.delivery``: spooling while the broker is
+away, following a restarted stack, keeping every event until it is durable). Each
+``TrackedSession`` numbers its events (``seq`` from 0) and ids them, so downstream folds can drop
+duplicates and wait for gaps. An event is checked at the boundary: the models refuse non-finite
+numbers and out-of-range times, and an event over ``MAX_EVENT_BYTES`` is refused before it takes a
+seq (it could never be sent, and would block every event behind it).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 import uuid
-from collections import deque
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
-
-from agents.spool import Spool, orphaned_spools
+from agents.delivery import Delivery
 from schemas.codec import Codec
+from schemas.limits import MAX_EVENT_BYTES
 from schemas.models import (
     Action,
     CompletionTrace,
@@ -38,7 +33,7 @@ from schemas.models import (
     UseTool,
 )
 from schemas.registry import registry_for
-from schemas.runtime import read_stack_info, stack_file
+from schemas.runtime import read_stack_info
 from schemas.settings import ArtConfig
 from schemas.topics import Topics, TopicSpec
 
@@ -71,8 +66,9 @@ class TrackedSession:
             raise TrackingError(f"session {self.session_id} is already completed")
         seq = self.seq
         event = SessionEvent(session_id=self.session_id, seq=seq, agent_name=self.agent_name, payload=payload)
+        value = self.tracker.encode(event)  # refused here (too large) before it takes its seq
         self.seq += 1
-        await self.tracker.emit(event)
+        await self.tracker.emit_raw(self.session_id.encode(), value)
         return seq
 
     async def record_step(self, *, observation: str, thought: str, action: Action, action_input: str = "",
@@ -94,16 +90,14 @@ class TrackedSession:
         session numbers it. Returns its seq."""
         if step.step_number != self.step_count:
             step = step.model_copy(update={"step_number": self.step_count})
-        action, tokens, cost = step.action, step.tokens, step.cost
-        execution_time_ms, error = step.execution_time_ms, step.error
         seq = await self._emit(step)
         self.step_count += 1
-        self.total_tokens += tokens
-        self.total_cost += cost
-        self.execution_time_ms += execution_time_ms
-        self.error_count += error is not None
-        if isinstance(action, UseTool) and action.tool not in self.tools_used:
-            self.tools_used.append(action.tool)
+        self.total_tokens += step.tokens
+        self.total_cost += step.cost
+        self.execution_time_ms += step.execution_time_ms
+        self.error_count += step.error is not None
+        if isinstance(step.action, UseTool) and step.action.tool not in self.tools_used:
+            self.tools_used.append(step.action.tool)
         return seq
 
     async def complete(self, final_answer: str | None, status: SessionStatus | str) -> None:
@@ -123,51 +117,32 @@ class Tracker:
     """Opens sessions and ships their events; use as ``async with Tracker(...) as tracker``."""
 
     def __init__(self, bootstrap: str, topics: Topics, codec: Codec, spool_dir: Path, *,
-                 max_pending: int = 10_000, linger_ms: int = 5, resend_window_s: float = 30.0,
-                 retry_interval_s: float = 1.0, request_timeout_ms: int = 5_000, settle_s: float = 2.0,
-                 epoch_file: Path | None = None, topic: TopicSpec | None = None) -> None:
-        self.bootstrap = bootstrap
+                 max_pending: int = 10_000, linger_ms: int = 5, retry_interval_s: float = 1.0,
+                 request_timeout_ms: int = 5_000, settle_s: float = 2.0, stack_dir: Path | None = None,
+                 durable: str = "broker", poll_s: float = 0.2, topic: TopicSpec | None = None) -> None:
         topic = topic or topics.session_events  # another topic: e.g. capture's dead letters, with its own spool
         self.topic = topic.name
         self.codec = codec
-        self.spool_dir = spool_dir
-        self.resend_window_s = resend_window_s
-        self.retry_interval_s = retry_interval_s
-        self.epoch_file = epoch_file
-        self._producer_args: dict[str, Any] = dict(
-            bootstrap_servers=bootstrap, linger_ms=linger_ms, acks="all", max_batch_size=512 * 1024,
-            request_timeout_ms=request_timeout_ms, retry_backoff_ms=100, compression_type=None)
-        self._queue: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue(maxsize=max_pending)
-        self._recent: deque[tuple[float, bytes, bytes]] = deque()
-        self._producer: AIOKafkaProducer | None = None
-        self._spool: Spool | None = None
-        self._sender: asyncio.Task[None] | None = None
-        self._epoch_mtime: float | None = None
-        self._partitions: dict[bytes, int] = {}
-        self._ready = False
-        self.partitions: int | None = topic.partitions
-        self.settle_s = settle_s
-        self._settle_rounds = 0
-        self._settle_at: float | None = None
-        self._partition_fn = DefaultPartitioner()
-        self.sent = 0
-        self.spooled = 0
-        self.resent = 0
+        self.delivery = Delivery(bootstrap, self.topic, topic.partitions, spool_dir,
+                                 stack_dir=stack_dir, durable=durable, linger_ms=linger_ms,
+                                 request_timeout_ms=request_timeout_ms, retry_interval_s=retry_interval_s,
+                                 settle_s=settle_s, poll_s=poll_s, max_pending=max_pending)
 
     @classmethod
     def from_config(cls, cfg: ArtConfig, **kwargs: Any) -> Tracker:
-        """Bootstrap from config, or from the running embedded stack when none is configured."""
+        """Bootstrap from config, or from the running embedded stack when none is configured (then the
+        tracker follows that stack: restarts, new log epochs, its store watermark)."""
         data_dir = cfg.storage.data_dir
         bootstrap = cfg.kafka.bootstrap
-        epoch_file = None
         if not bootstrap:
             info = read_stack_info(data_dir)
             if info is None:
                 raise TrackingError("no kafka.bootstrap configured and no running stack: start `art up` first")
-            bootstrap, epoch_file = info.bootstrap, stack_file(data_dir)
+            bootstrap = info.bootstrap
+            kwargs = {"stack_dir": data_dir, "durable": info.durable, **kwargs}
         codec = Codec(registry_for(cfg.kafka.schema_registry_url, data_dir))
         spool_dir = kwargs.pop("spool_dir", data_dir / "spool")
-        return cls(bootstrap, cfg.kafka.topics(), codec, spool_dir, epoch_file=epoch_file, **kwargs)
+        return cls(bootstrap, cfg.kafka.topics(), codec, spool_dir, **kwargs)
 
     async def __aenter__(self) -> Tracker:
         await self.start()
@@ -178,16 +153,7 @@ class Tracker:
         await self.close()
 
     async def start(self) -> None:
-        self._spool = Spool(self.spool_dir)
-        for orphan in orphaned_spools(self.spool_dir):  # left by trackers that died while spooling
-            for key, value in orphan.frames():
-                self._spool.append(key, value)
-            orphan.clear()
-            orphan.close()
-        self._epoch_mtime = self._read_epoch_mtime()
-        if not await self._ensure_producer():
-            log.warning("broker %s unreachable at start: spooling to %s", self.bootstrap, self._spool.path)
-        self._sender = asyncio.create_task(self._run_sender(), name="tracker-sender")
+        await self.delivery.start()
 
     async def start_session(self, *, agent_name: str, objective: str, group_id: str | None = None, model: str = "",
                             agent_config: dict[str, str] | None = None, success_criteria: list[str] | None = None,
@@ -198,241 +164,49 @@ class Tracker:
         await session._emit(started)
         return session
 
+    def encode(self, event: SessionEvent) -> bytes:
+        """The event's bytes; ``TrackingError`` when it is over the size limit of one event."""
+        value = self.codec.encode(self.topic, event)
+        if len(value) > MAX_EVENT_BYTES:
+            raise TrackingError(f"event of {len(value)} bytes exceeds the limit of {MAX_EVENT_BYTES} bytes per "
+                                f"session event (session {event.session_id[:64]}, seq {event.seq}): shorten its "
+                                "observation, tool result or metadata")
+        return value
+
     async def emit(self, event: SessionEvent) -> None:
         """Queue one event; waits while ``max_pending`` events are unsent (backpressure)."""
-        await self.emit_raw(event.session_id.encode(), self.codec.encode(self.topic, event))
+        await self.emit_raw(event.session_id.encode(), self.encode(event))
 
     async def emit_raw(self, key: bytes, value: bytes) -> None:
-        if self._sender is None or self._sender.done():
+        if not self.delivery.running:
             raise TrackingError("tracker is not running (use `async with Tracker(...)`)")
-        await self._queue.put((key, value))
+        await self.delivery.queue.put((key, value))
 
     async def flush(self, timeout_s: float | None = None) -> None:
         """Wait until every queued event is acknowledged or spooled."""
-        await asyncio.wait_for(self._queue.join(), timeout_s)
+        await asyncio.wait_for(self.delivery.queue.join(), timeout_s)
+
+    async def wait_durable(self, timeout_s: float = 30.0) -> bool:
+        """Wait until every event so far is durable (stored, on the embedded stack); True when it is."""
+        return await self.delivery.wait_durable(timeout_s)
 
     @property
     def spooled_pending(self) -> int:
-        return self._spool.count if self._spool else 0
+        return self.delivery.spooled_pending
+
+    @property
+    def sent(self) -> int:
+        return self.delivery.stats.sent
+
+    @property
+    def spooled(self) -> int:
+        return self.delivery.stats.spooled
+
+    @property
+    def resent(self) -> int:
+        return self.delivery.stats.resent
 
     async def close(self, timeout_s: float = 30.0) -> None:
-        """Flush, try once more to drain the spool, then stop. Spooled events stay on disk."""
-        if self._sender is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await self.flush(timeout_s)
-            self._sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sender
-        if self._settle_at is not None and self._spool is not None:
-            self._resend_recent()  # the settled re-send is still due: do it before leaving
-        if self._spool is not None and self._spool.count and self._producer is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._drain_spool(), timeout_s)
-        if self._producer is not None:
-            with contextlib.suppress(KafkaError):
-                await self._producer.stop()
-        if self._spool is not None:
-            if self._spool.count:
-                self._spool.sync()
-                log.warning("%d events remain spooled in %s", self._spool.count, self._spool.path)
-            self._spool.close()
-
-    # --- sending --------------------------------------------------------------------------
-
-    def _read_epoch_mtime(self) -> float | None:
-        try:
-            return self.epoch_file.stat().st_mtime if self.epoch_file else None
-        except OSError:
-            return None
-
-    async def _run_sender(self) -> None:
-        assert self._spool is not None
-        while True:
-            if self._settle_at is not None and time.monotonic() >= self._settle_at:
-                self._settle_at = None
-                self._resend_recent()  # once more, now that the restarted broker has settled
-            if self._spool.count and not await self._drain_spool():
-                await self._spool_queued(wait_s=self.retry_interval_s)
-                continue
-            wait = None if self._settle_at is None else max(0.0, self._settle_at - time.monotonic())
-            try:
-                batch = [await asyncio.wait_for(self._queue.get(), wait)]
-            except TimeoutError:
-                continue  # time for the settled re-send
-            while not self._queue.empty() and len(batch) < 2000:
-                batch.append(self._queue.get_nowait())
-            await self._send(batch)
-            for _ in batch:
-                self._queue.task_done()
-            self._check_epoch()
-
-    async def _send_batches(self, batch: list[tuple[bytes, bytes]]) -> list[bool]:
-        """Send ``batch`` as one record batch per partition (no per-event future); which were acked."""
-        assert self._producer is not None
-        by_partition: dict[int, list[int]] = {}
-        for i, (key, _) in enumerate(batch):
-            by_partition.setdefault(self._partition_of(key), []).append(i)
-        chunks: list[tuple[list[int], asyncio.Future[Any] | None]] = []
-        for partition, indices in by_partition.items():
-            start = 0
-            while start < len(indices):
-                builder = self._producer.create_batch()
-                end = start
-                while end < len(indices) and builder.append(key=batch[indices[end]][0], value=batch[indices[end]][1],
-                                                            timestamp=None) is not None:
-                    end += 1
-                alone = end == start  # larger than a batch: the plain path sends it by itself
-                end = start + 1 if alone else end
-                try:
-                    if alone:
-                        key, value = batch[indices[start]]
-                        future = await self._producer.send(self.topic, value, key=key, partition=partition)
-                    else:
-                        future = await self._producer.send_batch(builder, self.topic, partition=partition)
-                except (KafkaError, AssertionError) as exc:  # AssertionError: producer never started
-                    log.debug("send failed: %s", exc)
-                    future = None
-                chunks.append((indices[start:end], future))
-                start = end
-        results = await asyncio.gather(*(f for _, f in chunks if f is not None), return_exceptions=True)
-        outcome = iter(results)
-        ok = [False] * len(batch)
-        for indices, future in chunks:
-            sent = future is not None and not isinstance(next(outcome), BaseException)
-            for i in indices:
-                ok[i] = sent
-        return ok
-
-    async def _spool_queued(self, wait_s: float) -> None:
-        """While the broker is away: move queued events to disk, so agents keep going."""
-        assert self._spool is not None
-        deadline = time.monotonic() + wait_s
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                key, value = await asyncio.wait_for(self._queue.get(), left)
-            except TimeoutError:
-                return
-            self._spool.append(key, value)
-            self.spooled += 1
-            self._queue.task_done()
-
-    async def _send(self, batch: list[tuple[bytes, bytes]]) -> None:
-        assert self._spool is not None
-        if self._producer is None or not await self._topic_ready():
-            for key, value in batch:
-                self._spool.append(key, value)
-            self.spooled += len(batch)
-            return
-        ok = await self._send_batches(batch)
-        now = time.monotonic()
-        failed_from: int | None = None
-        for i, sent in enumerate(ok):
-            if sent and failed_from is None:
-                self._recent.append((now, *batch[i]))
-                self.sent += 1
-            elif failed_from is None:
-                failed_from = i
-        if failed_from is not None:  # keep order: everything from the first failure goes to the spool
-            self._outage()
-            for key, value in batch[failed_from:]:
-                self._spool.append(key, value)
-                self.spooled += 1
-        while self._recent and self._recent[0][0] < now - self.resend_window_s:
-            self._recent.popleft()
-
-    def _partition_of(self, key: bytes) -> int | None:
-        """aiokafka's default (murmur2) partition, cached per session: hashing every event costs ~20 µs."""
-        partition = self._partitions.get(key)
-        if partition is None:
-            assert self._producer is not None
-            known = self._producer.client.cluster.partitions_for_topic(self.topic)
-            if not known:
-                return None  # metadata not there yet: let the producer decide, with the same function
-            if len(self._partitions) > 100_000:
-                self._partitions.clear()
-            ids = sorted(known)
-            partition = self._partition_fn(key, ids, ids)
-            self._partitions[key] = partition
-        return partition
-
-    async def _topic_ready(self) -> bool:
-        """Send only while the topic exists with its partitions: a send to a missing topic (a broker
-        that restarted before its topics were recreated) would auto-create it with the wrong count.
-        Asking for all topics' metadata creates nothing."""
-        if self._ready:
-            return True
-        assert self._producer is not None
-        try:
-            metadata = await self._producer.client.fetch_all_metadata()
-        except KafkaError:
-            return False
-        partitions = metadata.partitions_for_topic(self.topic) or set()
-        self._ready = bool(partitions) and (self.partitions is None or len(partitions) == self.partitions)
-        if self._ready:
-            self._partitions.clear()
-        return self._ready
-
-    async def _drain_spool(self) -> bool:
-        """Re-send, in order, what the broker may have lost (the recent window acknowledged before an
-        outage) and then the spool; True when the spool is empty afterwards."""
-        assert self._spool is not None
-        if not await self._ensure_producer() or not await self._topic_ready():
-            return False
-        assert self._producer is not None
-        resend = [(k, v) for _, k, v in self._recent]
-        frames = list(self._spool.frames())
-        try:
-            futures = [await self._producer.send(self.topic, v, key=k, partition=self._partition_of(k))
-                       for k, v in resend + frames]
-            await asyncio.gather(*futures)
-        except (KafkaError, AssertionError) as exc:
-            self._ready = False
-            log.debug("spool drain failed: %s", exc)
-            return False
-        self._spool.clear()
-        now = time.monotonic()
-        self._recent.clear()
-        self._recent.extend((now, k, v) for k, v in resend + frames)
-        self.resent += len(resend)
-        self.sent += len(frames)
-        if self._settle_rounds:  # recovering from an outage: re-send the window again after a pause
-            self._settle_rounds -= 1
-            self._settle_at = time.monotonic() + self.settle_s
-        log.info("re-sent %d spooled and %d recent events", len(frames), len(resend))
-        return True
-
-    async def _ensure_producer(self) -> bool:
-        """A started producer, or None while the broker cannot be reached."""
-        if self._producer is not None:
-            return True
-        producer = AIOKafkaProducer(**self._producer_args)
-        try:
-            await producer.start()
-        except KafkaError:
-            with contextlib.suppress(Exception):
-                await producer.stop()
-            return False
-        self._producer = producer
-        return True
-
-    def _check_epoch(self) -> None:
-        mtime = self._read_epoch_mtime()
-        if mtime is not None and mtime != self._epoch_mtime:
-            self._epoch_mtime = mtime
-            self._outage()  # the stack restarted its broker: wait until the topics exist again
-            self._resend_recent()
-
-    def _outage(self) -> None:
-        """The broker failed or restarted. A freshly restarted embedded broker has been seen to
-        acknowledge writes it then lost (concurrent first writes to a new partition), so the recent
-        window is re-sent once more after ``settle_s``; duplicates are dropped downstream."""
-        self._ready = False
-        self._settle_rounds = 1
-
-    def _resend_recent(self) -> None:
-        """Queue the recent window again; downstream drops the duplicates by (session, seq)."""
-        assert self._spool is not None
-        for _, key, value in self._recent:
-            self._spool.append(key, value)
-        self.resent += len(self._recent)
-        self._recent.clear()
+        """Wait (up to ``timeout_s``) until everything is durable, then stop. Events that are not
+        stay in the spool file, for the next tracker on this data directory."""
+        await self.delivery.close(timeout_s)

@@ -26,6 +26,19 @@ def ingest(agents: Annotated[int, typer.Option(help="number of agents")] = 200,
     print(json.dumps(result))
 
 
+@bench_app.command("chaos")
+def chaos(sessions: Annotated[int, typer.Option(help="agent sessions (10-30 steps each, groups of 4)")] = 200,
+          kills: Annotated[int, typer.Option(help="kill -9s of worker, sink, broker or the whole stack")] = 10,
+          fuzz: Annotated[int, typer.Option(help="poison records of every kind, sent after the kills")] = 10_000,
+          processes: Annotated[int, typer.Option(help="agent processes")] = 20,
+          seed: Annotated[int, typer.Option(help="random seed (sessions, kill targets and moments, poison)")] = 1,
+          ) -> None:
+    """Kill -9s and poison against `art up`: lost, duplicated, dead letters vs bad records sent, recovery per kill."""
+    from bench.chaos import run
+
+    print(json.dumps(run(sessions, kills, fuzz, processes, seed, progress=lambda m: console.print(m))))
+
+
 @bench_app.command("replay")
 def replay(trajectories: Annotated[int, typer.Option(help="trajectories to produce, then re-score")] = 20_000,
            steps: Annotated[int, typer.Option(help="steps per trajectory")] = 5,

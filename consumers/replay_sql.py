@@ -95,8 +95,9 @@ class SqlReplay:
 
     def insert(self, framed: tuple[list[bytes], list[bytes]]) -> None:
         bodies, raws = framed
-        self.result.undecodable += insert_container(self.client, self.stage, self.container, bodies, raws,
-                                                    lambda raw: self.codec.decodes_as(raw, TRAJECTORY))
+        self.result.undecodable += len(insert_container(
+            self.client, self.stage, self.container, bodies,
+            lambda i: None if self.codec.decodes_as(raws[i], TRAJECTORY) else "does not decode"))
 
     def score(self) -> ReplayResult:
         """Measure every staged record, keep one per session in range, insert judgments and rewards."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from consumers.sink import ClickHouseSink, log_progress
 from schemas.codec import Codec
 from schemas.registry import registry_for
+from schemas.runtime import Watermark, write_watermark
 from schemas.settings import load_config
 from store.clickhouse import writer
 
@@ -21,9 +22,16 @@ async def _run(args: argparse.Namespace) -> None:
     dsn = args.clickhouse or cfg.clickhouse_dsn()
     codec = Codec(registry_for(cfg.kafka.schema_registry_url, cfg.storage.data_dir))
     client = writer(cfg, dsn)  # with the stack's writer secret when dsn is its gateway
+    on_commit = None
+    if args.publish_watermark:
+        name = f"sink-{os.getpid()}"
+
+        def on_commit(epoch: int, offsets: dict[str, dict[int, int]]) -> None:
+            write_watermark(cfg.storage.data_dir, name, Watermark(log_epoch=epoch, offsets=offsets))
+
     sink = ClickHouseSink(args.bootstrap or cfg.kafka.bootstrap, cfg.kafka.topics(), codec, client,
                           group_id=f"{cfg.kafka.topic_prefix}sink", log_epoch=args.log_epoch,
-                          decode_in_clickhouse=not args.decode_in_python)
+                          decode_in_clickhouse=not args.decode_in_python, on_commit=on_commit)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, sink.stop)
@@ -50,6 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--decode-in-python", action="store_true",
                         help="decode session events here instead of in ClickHouse (e.g. a cluster without the "
                              "landing views, or a ClickHouse without the Variant type)")
+    parser.add_argument("--publish-watermark", action="store_true",
+                        help="after each commit, publish what the store has under <data_dir>/run/watermarks "
+                             "(the embedded stack's durability signal for SDKs)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(_run(args))

@@ -3,12 +3,19 @@
 Exactness on an at-least-once log: rows whose natural key already exists are dropped before the
 insert, each insert carries a deterministic deduplication token (a retried insert is a no-op), and
 offsets are committed only after ClickHouse has the rows. If ClickHouse is down, the sink backs off
-and retries the same batch: nothing is committed, nothing is lost.
+and retries the same batch: nothing is committed, nothing is lost. If ClickHouse refuses part of a
+batch, that part is isolated and dead-lettered (``consumers.refusals``) and the rest goes in: no
+record can hold back the ones behind it.
 
 Session events, the high-volume topic, are not decoded here: each batch is re-framed into one Avro
-container and ClickHouse decodes it, applies the event rules and drops known keys (``store.ingest``).
-Python only checks the 5-byte header (and re-encodes records of an older writer schema). Other
-topics are decoded here; known keys are remembered per session and looked up for unseen ones.
+container and ClickHouse decodes it, applies the verdict of ``schemas.rules.admit`` (as generated
+SQL) and drops known keys (``store.ingest``); what it refuses the stream dead-letters. Python only
+checks the 5-byte header and the size (and re-encodes records of an older writer schema). Other
+topics are decoded here; known keys are remembered per session and looked up for unseen ones;
+records that do not decode are dead-lettered here.
+
+After each commit the sink publishes what it has stored (``on_commit``): on the embedded broker
+that watermark is what makes an SDK event durable.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
@@ -25,13 +33,16 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from clickhouse_connect.driver.client import Client
 
-from consumers.rows import TABLES_BY_RECORD, TableSpec, rows_for
+from consumers.refusals import Source, dead_letter_row, insert_isolating
+from consumers.rows import DEAD_LETTERS, SESSION_EVENTS, STEPS, TABLES_BY_RECORD, TableSpec, rows_for
 from schemas.codec import Codec
-from schemas.container import with_fields, zigzag
 from schemas.errors import CodecError
-from schemas.rules import violation_of_dict
+from schemas.limits import MAX_MESSAGE_BYTES
+from schemas.rules import Refused, admit, size_violation
 from schemas.topics import Topics
-from store.ingest import INGEST_FIELDS, ensure_ingest, insert_container
+from store.ingest import container_schema, ensure_ingest, frame, frame_prefix, insert_container
+
+OnCommit = Callable[[int, dict[str, dict[int, int]]], None]  # (log epoch, topic -> partition -> next offset)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +55,7 @@ class SinkStats:
     invalid: int = 0
     batches: int = 0
     retries: int = 0
+    dead_lettered: int = 0  # records this sink refused itself (the stream refuses bad session events)
 
 
 class KnownKeys:
@@ -71,6 +83,14 @@ class KnownKeys:
         return known is not None and rest in known
 
 
+def landing_body(codec: Codec, topic: str, raw: bytes | None) -> bytes | None:
+    """The Avro body to land for ClickHouse to decode, or None when Python refuses the record outright
+    (too large, not a framed SessionEvent of a known schema)."""
+    if raw is None or size_violation(raw):
+        return None
+    return codec.current_body(raw, topic, "art.SessionEvent")
+
+
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, on_change: Callable[[], None]) -> None:
         self.on_change = on_change
@@ -87,7 +107,7 @@ class ClickHouseSink:
 
     def __init__(self, bootstrap: str, topics: Topics, codec: Codec, client: Client, *, group_id: str,
                  log_epoch: int = 0, max_records: int = 20000, poll_ms: int = 100, max_backoff_s: float = 5.0,
-                 decode_in_clickhouse: bool = True) -> None:
+                 decode_in_clickhouse: bool = True, on_commit: OnCommit | None = None) -> None:
         self.topics = topics
         self.decode_in_clickhouse = decode_in_clickhouse
         self._landing: tuple[str, str] | None = None  # (landing table, container schema)
@@ -98,11 +118,13 @@ class ClickHouseSink:
         self.poll_ms = poll_ms
         self.max_backoff_s = max_backoff_s
         self.stats = SinkStats()
+        self.on_commit = on_commit
+        self._committed: dict[str, dict[int, int]] = {}  # topic -> partition -> next offset stored
         self._known: dict[str, KnownKeys] = defaultdict(KnownKeys)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False, auto_offset_reset="earliest",
             max_poll_records=max_records, session_timeout_ms=10_000, heartbeat_interval_ms=2_000,
-            max_poll_interval_ms=3_600_000, fetch_max_wait_ms=poll_ms, max_partition_fetch_bytes=8 * 1024 * 1024)
+            max_poll_interval_ms=3_600_000, fetch_max_wait_ms=poll_ms, max_partition_fetch_bytes=MAX_MESSAGE_BYTES)
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -135,8 +157,13 @@ class ClickHouseSink:
                     raise  # stopping: leave without committing, the batch will be redelivered
                 except TimeoutError:
                     delay = min(delay * 2, self.max_backoff_s)
-        await self._consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
+        offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batch.items()}
+        await self._consumer.commit(offsets)
         self.stats.batches += 1
+        if self.on_commit is not None:
+            for tp, offset in offsets.items():
+                self._committed.setdefault(tp.topic, {})[tp.partition] = offset
+            self.on_commit(self.log_epoch, {t: dict(p) for t, p in self._committed.items()})
 
     def _landing_table(self) -> tuple[str, str] | None:
         """The ClickHouse-side decoder for the current SessionEvent schema (created on first use)."""
@@ -152,78 +179,121 @@ class ClickHouseSink:
                 log.warning("ClickHouse cannot decode session events (%s); decoding them in Python", exc)
                 self.decode_in_clickhouse = False
                 return None
-            self._landing = (table, with_fields(schema, INGEST_FIELDS))
+            self._landing = (table, container_schema(schema))
         return self._landing
 
-    def _land(self, landing: tuple[str, str], parts: list[tuple[TopicPartition, list[Any]]]) -> None:
-        """Frame session events into one container; ClickHouse decodes, checks and stores them."""
+    def _verdict(self, key: bytes | None, raw: bytes) -> str | None:
+        try:
+            admit(self.codec, key or b"", raw)
+        except Refused as exc:
+            return str(exc)
+        return None
+
+    def _land(self, landing: tuple[str, str], parts: list[tuple[TopicPartition, list[Any]]]) -> list[list[Any]]:
+        """Frame session events into one container; ClickHouse decodes, checks and stores them.
+        Returns dead-letter rows for records only ClickHouse refused (the stream refuses the rest)."""
         table, container = landing
         session_topic = self.topics.session_events.name
+        check = os.urandom(8)  # follows each body: a body with trailing bytes misreads it (store.ingest)
         bodies: list[bytes] = []
-        sources: list[bytes] = []
+        kept: list[tuple[Source, bytes | None]] = []
         for tp, messages in parts:
-            topic = tp.topic.encode()
-            prefix = zigzag(self.log_epoch) + zigzag(len(topic)) + topic + zigzag(tp.partition)
+            prefix = frame_prefix(self.log_epoch, tp.topic, tp.partition)
             for msg in messages:
-                raw = msg.value
-                body = self.codec.current_body(raw, session_topic, "art.SessionEvent")
+                raw, key = msg.value, msg.key or b""
+                body = landing_body(self.codec, session_topic, raw)
                 if body is None:
                     self.stats.invalid += 1  # the stream dead-letters bad session events
                     continue
-                bodies.append(prefix + zigzag(msg.offset) + zigzag(len(raw)) + raw + body)
-                sources.append(raw)
-        left_out = insert_container(self.client, table, container, bodies, sources,
-                                    lambda raw: self.codec.decodes_as(raw, "art.SessionEvent"))
-        self.stats.invalid += left_out
-        self.stats.landed += len(bodies) - left_out
+                bodies.append(frame(prefix, msg.offset, key, raw, body, check))
+                kept.append(((tp.topic, tp.partition, msg.offset, raw), key))
+        left_out = insert_container(self.client, table, container, bodies,
+                                    lambda i: self._verdict(kept[i][1], kept[i][0][3]))
+        self.stats.invalid += len(left_out)
+        self.stats.landed += len(bodies) - len(left_out)
+        return [dead_letter_row(self.log_epoch, kept[i][0], reason) for i, reason in left_out.items()
+                if reason.startswith("ClickHouse refused")]  # what Python refuses, the stream dead-letters
 
     def write(self, batch: dict[TopicPartition, list[Any]]) -> dict[str, int]:
         """Decode, drop known keys, insert per table. Synchronous: runs in a worker thread."""
         rows: dict[str, list[list[Any]]] = defaultdict(list)
-        specs: dict[str, TableSpec] = {}
+        sources: dict[str, list[Source]] = defaultdict(list)
+        specs: dict[str, TableSpec] = {DEAD_LETTERS.name: DEAD_LETTERS}
+        letters: list[list[Any]] = []
         ranges: list[str] = []
         session_topic = self.topics.session_events.name
         landing = self._landing_table()
         if landing is not None:
             sessions = sorted((tp, m) for tp, m in batch.items() if tp.topic == session_topic)
-            self._land(landing, sessions)
+            letters += self._land(landing, sessions)
             batch = {tp: m for tp, m in batch.items() if tp.topic != session_topic}
         for tp, messages in sorted(batch.items()):
             ranges.append(f"{tp.topic}/{tp.partition}/{messages[0].offset}-{messages[-1].offset}")
             for msg in messages:
+                source = (tp.topic, tp.partition, msg.offset, msg.value or b"")
+                if tp.topic == session_topic and self._verdict(msg.key, msg.value) is not None:
+                    self.stats.invalid += 1  # the stream dead-letters it
+                    continue
                 try:
                     name, data = self.codec.decode_dict(msg.value)
-                except CodecError:
-                    self.stats.invalid += 1  # the stream dead-letters bad session events
-                    continue
-                if tp.topic == session_topic and (name != "art.SessionEvent" or violation_of_dict(data)):
-                    self.stats.invalid += 1
+                except CodecError as exc:
+                    letters.append(dead_letter_row(self.log_epoch, source, str(exc)))
                     continue
                 src = (self.log_epoch, tp.topic, tp.partition, msg.offset)
                 for spec in TABLES_BY_RECORD.get(name, ()):
                     row = rows_for(spec, data, msg.value, src)
                     if row is not None:
                         rows[spec.name].append(row)
+                        sources[spec.name].append(source)
                         specs[spec.name] = spec
         token_base = hashlib.sha256(f"{self.log_epoch}|{'|'.join(ranges)}".encode()).hexdigest()[:32]
+        if SESSION_EVENTS.name in rows:
+            self._drop_after_completion(rows, sources)
         written: dict[str, int] = {}
-        for name, table_rows in rows.items():
-            fresh = self._drop_known(specs[name], table_rows)
-            if fresh:
-                # column-oriented: clickhouse-connect's row transposition costs more than zip(*rows)
-                self.client.insert(name, list(zip(*fresh, strict=True)), column_names=list(specs[name].columns),
-                                   column_oriented=True,
-                                   settings={"insert_deduplication_token": f"{name}:{token_base}"})
-                for row in fresh:
-                    key = specs[name].key_of(row)
-                    self._known[name].add(key[0], key[1:])
-                self.stats.inserted[name] += len(fresh)
-            written[name] = len(fresh)
+        for name in [n for n in rows if n != DEAD_LETTERS.name] + [DEAD_LETTERS.name]:
+            if name == DEAD_LETTERS.name:
+                rows[name] += letters
+                sources[name] += [(r[1], r[2], r[3], r[4]) for r in letters]
+                self.stats.dead_lettered += len(letters)
+            written[name] = self._insert(specs[name], rows[name], sources[name], f"{name}:{token_base}", letters)
         return written
 
-    def _drop_known(self, spec: TableSpec, rows: list[list[Any]]) -> list[list[Any]]:
+    def _insert(self, spec: TableSpec, rows: list[list[Any]], sources: list[Source], token: str,
+                letters: list[list[Any]]) -> int:
+        """Insert the rows not stored yet; rows ClickHouse refuses become dead letters (``letters``)."""
+        fresh = self._drop_known(spec, list(zip(rows, sources, strict=True)))
+        if not fresh:
+            return 0
+        refused = insert_isolating(self.client, spec.name, spec.columns, [r for r, _ in fresh], token)
+        for i, (row, source) in enumerate(fresh):
+            if i in refused:
+                if spec is not DEAD_LETTERS:
+                    letters.append(dead_letter_row(self.log_epoch, source, refused[i]))
+                continue
+            key = spec.key_of(row)
+            self._known[spec.name].add(key[0], key[1:])
+        self.stats.inserted[spec.name] += len(fresh) - len(refused)
+        return len(fresh) - len(refused)
+
+    def _drop_after_completion(self, rows: dict[str, list[list[Any]]], sources: dict[str, list[Source]]) -> None:
+        """Events after their session's completion are not stored (the stream dead-letters them)."""
+        done: dict[str, int] = {}
+        for row in rows[SESSION_EVENTS.name]:
+            if row[3] == "session_completed":
+                done[row[0]] = min(done.get(row[0], row[1]), row[1])
+        ids = sorted({r[0] for r in rows[SESSION_EVENTS.name]})
+        for sid, seq in self.client.query(
+                "SELECT session_id, min(seq) FROM session_events WHERE kind = 'session_completed' "
+                "AND session_id IN {ids:Array(String)} GROUP BY session_id", parameters={"ids": ids}).result_rows:
+            done[sid] = min(done.get(sid, seq), seq)
+        for name in (SESSION_EVENTS.name, STEPS.name):
+            keep = [i for i, r in enumerate(rows.get(name, [])) if r[1] <= done.get(r[0], r[1])]
+            rows[name] = [rows[name][i] for i in keep]
+            sources[name] = [sources[name][i] for i in keep]
+
+    def _drop_known(self, spec: TableSpec, rows: list[tuple[list[Any], Source]]) -> list[tuple[list[Any], Source]]:
         known = self._known[spec.name]
-        groups = {spec.key_of(r)[0] for r in rows}
+        groups = {spec.key_of(r)[0] for r, _ in rows}
         missing = known.missing(groups)
         if missing:
             first = spec.key[0]
@@ -235,15 +305,15 @@ class ClickHouseSink:
                 known.groups.setdefault(g, set())
             for existing in result.result_rows:
                 known.add(existing[0], tuple(existing[1:]))
-        fresh: list[list[Any]] = []
+        fresh: list[tuple[list[Any], Source]] = []
         seen: set[tuple[Any, ...]] = set()
-        for row in rows:
+        for row, source in rows:
             key = spec.key_of(row)
             if key in seen or known.has(key[0], key[1:]):
                 self.stats.duplicates += 1
                 continue
             seen.add(key)
-            fresh.append(row)
+            fresh.append((row, source))
         return fresh
 
 

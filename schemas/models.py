@@ -10,17 +10,28 @@ import struct
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from schemas.limits import MAX_COUNT, MAX_MAGNITUDE, TIME_MAX, TIME_MIN
+
 
 def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if not TIME_MIN <= value < TIME_MAX:
+        raise ValueError(f"time {value.isoformat()} outside [{TIME_MIN.year}, {TIME_MAX.year})")
+    return value
 
 
 Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
-"""Aware UTC datetimes: naive input is taken as UTC, so Avro round trips are exact."""
+"""Aware UTC datetimes in [TIME_MIN, TIME_MAX): naive input is taken as UTC, so Avro round trips are exact."""
+
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+"""Tokens, milliseconds, step numbers: bounded so sums over a session fit a signed 64-bit long."""
+
+Amount = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]
+"""Costs and step rewards: finite and bounded, so sums stay finite (NaN would be stored as null)."""
 
 _F32 = struct.Struct("<f")
 
@@ -116,7 +127,7 @@ class CompletionTrace(AvroModel):
 class StepRecorded(AvroModel):
     avro_name: ClassVar[str] = "art.StepRecorded"
     kind: Literal["step_recorded"] = "step_recorded"
-    step_number: int
+    step_number: Count
     observation: str
     thought: str
     action: Action
@@ -124,12 +135,12 @@ class StepRecorded(AvroModel):
     tool_result: str | None = None
     error: str | None = None
     reflection: str | None = None
-    step_reward: float | None = None
+    step_reward: Amount | None = None
     step_metadata: dict[str, str] = Field(default_factory=dict)
     timestamp: Timestamp = Field(default_factory=utcnow)
-    execution_time_ms: int = 0
-    tokens: int = 0
-    cost: float = 0.0
+    execution_time_ms: Count = 0
+    tokens: Count = 0
+    cost: Amount = 0.0
     completions: list[CompletionTrace] = Field(default_factory=list)
 
 
@@ -238,6 +249,15 @@ class RewardAssigned(AvroModel):
     assigned_at: Timestamp = Field(default_factory=utcnow)
 
 
+DEAD_LETTER_NAMESPACE = UUID("0b7f3f0e-3c56-4f2a-8d1e-5a8a3c6d9e21")
+
+
+def dead_letter_id(log_epoch: int, topic: str, partition: int, offset: int) -> UUID:
+    """One id per refused record (its log coordinates): whoever refuses it (stream or sink), however
+    often it is redelivered, it is one dead letter."""
+    return uuid5(DEAD_LETTER_NAMESPACE, f"{log_epoch}/{topic}/{partition}/{offset}")
+
+
 class DeadLetter(AvroModel):
     avro_name: ClassVar[str] = "art.DeadLetter"
     event_id: UUID = Field(default_factory=uuid4)
@@ -251,3 +271,11 @@ class DeadLetter(AvroModel):
 
 TopLevel = SessionEvent | TrajectoryCompleted | TrajectoryJudged | RewardAssigned | DeadLetter
 """The records that travel on topics, each with its own .avsc file."""
+
+
+def _all_models(base: type[AvroModel]) -> list[type[AvroModel]]:
+    return [m for sub in base.__subclasses__() for m in (sub, *_all_models(sub))]
+
+
+MODEL_BY_AVRO_NAME: dict[str, type[AvroModel]] = {m.avro_name: m for m in _all_models(AvroModel)}
+"""Every record model (nested ones too) by its Avro full name."""

@@ -95,19 +95,36 @@ class EmbeddedBroker:
         self.stop()
 
 
-async def create_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 30.0) -> None:
-    """Create every topic with its partition count (Tansu auto-creates with 4, whatever we meant)."""
+async def create_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 30.0,
+                        fix: bool = False) -> None:
+    """Create every topic with its partition count (Tansu auto-creates with 4, whatever we meant).
+
+    ``fix``: a topic that exists with another partition count is deleted and created again. On a
+    freshly (re)started embedded broker a client's first send can auto-create a topic before we do;
+    nothing reads it yet and the SDKs re-send what it held (the log epoch changes)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     await admin.start()
     try:
-        existing = set(await admin.list_topics())
-        missing = [NewTopic(s.name, s.partitions, 1) for s in specs if s.name not in existing]
-        if missing:
+        for _ in range(5):
+            existing = set(await admin.list_topics())
+            wrong: list[str] = []
+            if fix:
+                wanted = {s.name: s.partitions for s in specs if s.name in existing}
+                for topic in await admin.describe_topics(list(wanted)) if wanted else []:
+                    if len(topic["partitions"]) != wanted[topic["topic"]]:
+                        wrong.append(topic["topic"])
+                if wrong:
+                    await admin.delete_topics(wrong)
+            missing = [NewTopic(s.name, s.partitions, 1) for s in specs if s.name not in existing or s.name in wrong]
+            if not missing:
+                return
             with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent creator won the race
                 await admin.create_topics(missing)
+            if not fix:
+                return
     finally:
         await admin.close()
 
 
-def ensure_topics(bootstrap: str, specs: list[TopicSpec]) -> None:
-    asyncio.run(create_topics(bootstrap, specs))
+def ensure_topics(bootstrap: str, specs: list[TopicSpec], fix: bool = False) -> None:
+    asyncio.run(create_topics(bootstrap, specs, fix=fix))

@@ -74,6 +74,7 @@ def up(config: ConfigOpt = None,
            "--ui/--no-ui", help="serve the read-only web UI (default ui.enabled; its URL is ui_url in stack.json)")]
        = None) -> None:
     """Start the embedded stack (broker, ClickHouse, stream workers, sinks) until Ctrl-C or SIGTERM."""
+    from stack.ports import PortTaken
     from stack.supervisor import Stack
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -99,6 +100,14 @@ def up(config: ConfigOpt = None,
     signal.signal(signal.SIGINT, on_signal)
     try:
         info = stack.start()
+    except PortTaken as exc:
+        stack.stop()
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    except BaseException:
+        stack.stop()
+        raise
+    try:
         console.print(f"[green]stack up[/green]: kafka {info.bootstrap}, clickhouse {info.clickhouse_url}, "
                       f"data {cfg.storage.data_dir} (Ctrl-C stops)")
         if info.ui_url:

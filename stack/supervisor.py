@@ -1,12 +1,17 @@
 """`art up`: the broker, the ClickHouse gateway, stream workers and sinks as one supervised stack.
 
 Children are restarted when they die. The embedded broker forgets everything when it restarts,
-so a broker restart bumps the log epoch, recreates the topics and restarts every worker and sink
-(live consumers would otherwise keep stale positions and silently miss data, shared/BROKER.md).
+so a broker restart bumps the log epoch, recreates the topics, puts back from the store what the
+stream still needs (``streams.rebuild``) and restarts every worker and sink (live consumers would
+otherwise keep stale positions and silently miss data, shared/BROKER.md). A start after the whole
+stack died is the same kind of loss. Addresses are kept across restarts (``stack.ports``), so
+clients reconnect by themselves; on the embedded broker the sinks publish a store watermark that
+tells SDKs when an event is durable.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import subprocess
@@ -14,15 +19,18 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from schemas.runtime import StackInfo, stack_file, write_stack_info
+from schemas.runtime import StackInfo, clear_watermarks, stack_file, write_stack_info
 from schemas.settings import ArtConfig
 from stack import processes
 from stack.broker import EmbeddedBroker, ensure_topics, free_port
+from stack.ports import ensure_free, kept_ports
 from stack.registry_server import RegistryServer
 from store.clickhouse import connect, ensure_schema
 from store.gateway import ChdbGateway
 from store.secret import secret_file
+from streams.rebuild import rebuild_from_mirror
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,7 @@ class Stack:
     bootstrap: str = ""
     clickhouse_url: str = ""
     registry: RegistryServer | None = None
+    ports: dict[str, int] = field(default_factory=dict)
     proxy_url: str = ""
     otlp_url: str = ""
     ui_url: str = ""
@@ -60,28 +69,52 @@ class Stack:
 
     def start(self) -> StackInfo:
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        dsn = self.cfg.clickhouse_dsn()
+        names = ([] if self.cfg.kafka.bootstrap else ["broker"]) + (["gateway"] if dsn.startswith("chdb://") else [])
+        names += [] if self.cfg.kafka.schema_registry_url else ["registry"]
+        names += [] if self.cfg.stream.web_port else [f"worker-{i}-web" for i in range(self.workers)]
+        self.ports = kept_ports(self.data_dir, names)
+        ensure_free(self.data_dir, self.ports)
+        clear_watermarks(self.data_dir)  # a new log begins: no mark of an older one may be read
         if self.cfg.kafka.bootstrap:
             self.bootstrap = self.cfg.kafka.bootstrap
         else:
-            self.broker = EmbeddedBroker(log_path=self.data_dir / "logs" / "broker.log").start()
+            self.broker = EmbeddedBroker(port=self.ports["broker"],
+                                         log_path=self.data_dir / "logs" / "broker.log").start()
             self.bootstrap = self.broker.bootstrap
         self.log_epoch = int(time.time() * 1000) if self.broker else 0
-        ensure_topics(self.bootstrap, self.cfg.kafka.topics().all() + self.cfg.kafka.topics().internal())
-        dsn = self.cfg.clickhouse_dsn()
+        ensure_topics(self.bootstrap, self.cfg.kafka.topics().all() + self.cfg.kafka.topics().internal(),
+                      fix=self.broker is not None)
         if dsn.startswith("chdb://"):
-            self.gateway = ChdbGateway(dsn[len("chdb://"):], card=secret_file(self.data_dir),  # writers' secret
+            self.gateway = ChdbGateway(dsn[len("chdb://"):], port=self.ports["gateway"],
+                                       card=secret_file(self.data_dir),  # writers' secret
                                        reader_timeout_s=self.cfg.clickhouse.reader_timeout_s).start()
             self.clickhouse_url = self.gateway.url
         else:
             self.clickhouse_url = dsn
-        ensure_schema(connect(self.clickhouse_url, self.cfg.clickhouse.database,
-                              secret=self.gateway.secret if self.gateway else None))
+        ensure_schema(self._client())
         if not self.cfg.kafka.schema_registry_url:  # serve the local registry so kcat & co can decode
-            self.registry = RegistryServer(self.data_dir / "registry.json").start()
+            self.registry = RegistryServer(self.data_dir / "registry.json", port=self.ports["registry"]).start()
+        if self.broker is not None:
+            self._rebuild()
         self._build_children()
         for child in self.children:
             self._spawn(child)
         return self._publish()
+
+    def _client(self) -> Any:
+        return connect(self.clickhouse_url, self.cfg.clickhouse.database,
+                       secret=self.gateway.secret if self.gateway else None)
+
+    def _rebuild(self) -> None:
+        """The log is new and empty: put back from the store what the stream still needs."""
+        from judges import build_judge
+
+        judge = build_judge(self.cfg)
+        asyncio.run(rebuild_from_mirror(
+            self._client(), self.bootstrap, self.cfg.kafka.topics(),
+            judge=judge.name, judge_version=judge.version, reward_version=self.cfg.judge.reward_version,
+            window_s=max(3600.0, 10 * self.cfg.judge.group_window_s)))
 
     def _publish(self) -> StackInfo:
         info = StackInfo(pid=os.getpid(), bootstrap=self.bootstrap, clickhouse_url=self.clickhouse_url,
@@ -89,7 +122,8 @@ class Stack:
                          schema_registry_url=self.registry.url if self.registry else self.cfg.kafka.schema_registry_url,
                          proxy_url=self.proxy_url, otlp_url=self.otlp_url, ui_url=self.ui_url,
                          children={c.name: c.proc.pid for c in self.children if c.proc}
-                         | ({"broker": self.broker.proc.pid} if self.broker and self.broker.proc else {}))
+                         | ({"broker": self.broker.proc.pid} if self.broker and self.broker.proc else {}),
+                         durable="store" if self.broker is not None else "broker")
         write_stack_info(self.data_dir, info)
         return info
 
@@ -98,10 +132,11 @@ class Stack:
         if self.config_path:
             common += ["--config", str(self.config_path)]
         web = self.cfg.stream.web_port
-        self.children = [Child(f"worker-{i}", [sys.executable, "-m", "streams.worker", *common,
-                                               "--web-port", str(web + i if web else 0)])
+        self.children = [Child(f"worker-{i}", [sys.executable, "-m", "streams.worker", *common, "--web-port",
+                                               str(web + i if web else self.ports[f"worker-{i}-web"])])
                          for i in range(self.workers)]
-        self.children += [Child(f"sink-{i}", [sys.executable, "-m", "consumers.run", *common])
+        watermark = ["--publish-watermark"] if self.broker is not None else []
+        self.children += [Child(f"sink-{i}", [sys.executable, "-m", "consumers.run", *common, *watermark])
                           for i in range(self.sinks)]
         self.children += self._capture_children()
         if self.cfg.ui.enabled:  # the read-only web UI (ui/): a reader like any other, riding out broker restarts
@@ -144,9 +179,12 @@ class Stack:
             for child in self.children:
                 if child.proc is not None and child.follows_broker:
                     processes.stop(child.proc, grace_s=0.0)  # Faust hangs on SIGTERM after a broker restart
+            clear_watermarks(self.data_dir)
             self.broker.start()
             self.log_epoch = int(time.time() * 1000)
-            ensure_topics(self.bootstrap, self.cfg.kafka.topics().all() + self.cfg.kafka.topics().internal())
+            ensure_topics(self.bootstrap, self.cfg.kafka.topics().all() + self.cfg.kafka.topics().internal(),
+                          fix=True)
+            self._rebuild()
             for child in self.children:
                 if child.follows_broker:
                     child.restarts += 1

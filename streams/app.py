@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 
+from schemas.limits import MAX_MESSAGE_BYTES
 from schemas.settings import ArtConfig
 
 
@@ -22,6 +23,8 @@ def create_app(cfg: ArtConfig, bootstrap: str, web_port: int) -> faust.App:
         broker_commit_interval=1.0,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_max_request_size=MAX_MESSAGE_BYTES,  # a trajectory may hold up to MAX_TRAJECTORY_BYTES
+        consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         web_enabled=True,
         web_bind="127.0.0.1",
         web_host="127.0.0.1",

@@ -43,6 +43,7 @@ from schemas.codec import Codec
 from schemas.errors import CodecError
 from schemas.models import DeadLetter, RewardAssigned, TrajectoryCompleted
 from schemas.settings import ArtConfig
+from streams.crash import guarded
 
 log = logging.getLogger(__name__)
 JUDGING_NAMESPACE = uuid.UUID("3d0a5c1e-9b7f-4e62-a1d4-7c2e8f5b6a90")
@@ -148,12 +149,12 @@ class JudgingProcessor:
         by_group: dict[str, list[tuple[str, bytes]]] = defaultdict(list)
         for ev in events:
             msg = ev.message
-            try:
-                _, data = self.codec.decode_dict(msg.value)
-                if not data["group_id"]:
+            try:  # validated in full here: a member that fails later would fail its whole group
+                traj = self.codec.decode(msg.value, expect=TrajectoryCompleted)
+                if not traj.group_id:
                     raise KeyError("group_id is empty")
-                by_group[data["group_id"]].append((data["session_id"], msg.value))
-            except (CodecError, KeyError, TypeError) as exc:
+                by_group[traj.group_id].append((traj.session_id, msg.value))
+            except (CodecError, KeyError) as exc:
                 await self.dead_letter(msg.topic, msg.partition, msg.offset, msg.value, f"undecodable: {exc}")
         now = time.time()
         async with self._lock:
@@ -239,17 +240,23 @@ def attach_judging(app: faust.App, cfg: ArtConfig, codec: Codec, log_epoch: int 
 
     @app.agent(processor.source, name="judge")
     async def judge(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(batch, within=within_s):
-            await processor.judge_batch(list(events))
+        async def body() -> None:
+            async for events in stream.take_events(batch, within=within_s):
+                await processor.judge_batch(list(events))
+
+        await guarded("the judge agent", body)
 
     @app.agent(processor.regrouped, name="groups")
     async def groups(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(batch, within=within_s):
-            await processor.collect(list(events))
+        async def body() -> None:
+            async for events in stream.take_events(batch, within=within_s):
+                await processor.collect(list(events))
+
+        await guarded("the groups agent", body)
 
     @app.timer(interval=cfg.stream.sweep_interval_s)
     async def group_sweeper() -> None:
-        await processor.sweep()
+        await guarded("the group sweeper", processor.sweep)
 
     @app.page("/judging")
     async def judging_view(web: Any, request: Any) -> Any:

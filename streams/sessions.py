@@ -3,7 +3,13 @@
 The agent folds batches (``take_events``) and writes each touched session once per batch: a
 changelog record per event would cap throughput (shared/BROKER.md). The table holds only the small
 fold state; step bodies wait in a worker-local cache and are refetched from the ClickHouse mirror
-when the cache cannot provide them (after a restart or rebalance). Bad input is dead-lettered.
+when the cache cannot provide them (after a restart or rebalance).
+
+Every record is applied or dead-lettered, with the reason and its log coordinates, in its batch:
+what ``schemas.rules.admit`` refuses (size, decoding, bounds, rules — the sink refuses the same),
+and what the fold refuses (conflicting duplicates, events after completion or for a closed session,
+sessions too large). A session that never started (no seq 0 within the gap timeout) is not turned
+into a trajectory: its events are dead-lettered as an unknown session.
 """
 
 from __future__ import annotations
@@ -11,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import defaultdict
 from typing import Any
 
@@ -19,16 +24,16 @@ import faust
 from faust.types import EventT
 
 from schemas.codec import Codec
-from schemas.errors import CodecError
-from schemas.models import ClosedBy, DeadLetter, SessionEvent, StepRecorded
-from schemas.rules import violation
+from schemas.models import ClosedBy, DeadLetter, StepRecorded, dead_letter_id
+from schemas.rules import Refused, admit
 from schemas.settings import ArtConfig
 from streams.assembly import assemble, missing_steps
+from streams.crash import guarded
 from streams.mirror import Mirror
-from streams.state import SessionState, due_closure, fold_many, force_close
+from streams.state import Held, Origin, SessionState, due_closure, fold_many, force_close, record_digest
 
 log = logging.getLogger(__name__)
-DEAD_LETTER_NAMESPACE = uuid.UUID("0b7f3f0e-3c56-4f2a-8d1e-5a8a3c6d9e21")
+UNKNOWN_SESSION = "unknown session: no session_started (seq 0) arrived before the gap timeout"
 
 
 class SessionProcessor:
@@ -46,6 +51,7 @@ class SessionProcessor:
         self.source = app.topic(topics.session_events.name, partitions=topics.session_events.partitions, **raw)
         self.trajectories = app.topic(topics.trajectories.name, partitions=topics.trajectories.partitions, **raw)
         self.dead_letters = app.topic(topics.dead_letters.name, partitions=topics.dead_letters.partitions, **raw)
+        self.source_topic = topics.session_events.name
         self.trajectory_topic = topics.trajectories.name
         self.dead_letter_topic = topics.dead_letters.name
         self.table = app.Table("sessions", default=None, partitions=topics.session_events.partitions,
@@ -75,55 +81,88 @@ class SessionProcessor:
 
     async def process(self, events: list[EventT]) -> None:
         now = time.time()
-        by_session: dict[str, list[SessionEvent]] = defaultdict(list)
+        by_session: dict[str, list[Held]] = defaultdict(list)
         for ev in events:
             msg = ev.message
+            origin = Origin(log_epoch=self.log_epoch, topic=msg.topic, partition=msg.partition, offset=msg.offset)
             try:
-                event = self.codec.decode(msg.value, expect=SessionEvent)
-            except CodecError as exc:
-                await self.dead_letter(msg.topic, msg.partition, msg.offset, msg.value, str(exc))
+                event = admit(self.codec, msg.key or b"", msg.value)
+            except Refused as exc:
+                await self.dead_letter(origin, msg.value, str(exc))
                 continue
-            reason = violation(event)
-            if reason:
-                await self.dead_letter(msg.topic, msg.partition, msg.offset, msg.value, f"rule violated: {reason}")
+            except Exception as exc:  # a bug met by one record must not stop the records behind it
+                log.exception("admitting %s/%d@%d failed", msg.topic, msg.partition, msg.offset)
+                await self.dead_letter(origin, msg.value, f"internal error: {exc.__class__.__name__}: {exc}")
                 continue
-            by_session[event.session_id].append(event)
+            by_session[event.session_id].append(Held.of(event, record_digest(msg.value), len(msg.value), origin))
         ready: list[str] = []
-        for session_id, session_events in by_session.items():
-            result = fold_many(self.get(session_id), sorted(session_events, key=lambda e: e.seq), now, owned=True)
+        for session_id, arrivals in by_session.items():
+            try:
+                result = fold_many(self.get(session_id), arrivals, now, owned=True)
+            except Exception as exc:
+                log.exception("folding session %s failed", session_id)
+                for held in arrivals:
+                    await self.dead_letter(held.origin, None, f"internal error: {exc.__class__.__name__}: {exc}",
+                                           held)
+                continue
             self._cache_steps(result.applied)
             self.put(result.state)
+            await self.dead_letter_all(result.rejected)
             if result.state.ready and result.state.emitted is None:
                 ready.append(session_id)
         # concurrently: each close waits for the broker's ack of its trajectory
         await asyncio.gather(*(self.close_safely(sid, ClosedBy.completed) for sid in ready))
 
-    async def close_safely(self, session_id: str, reason: ClosedBy) -> None:
+    async def close_safely(self, session_id: str, reason: ClosedBy, mirrored: list[Held] | None = None) -> None:
         """A failing close (mirror or broker away) must not stop the agent: the sweeper retries it."""
         try:
-            await self.try_close(session_id, reason)
+            await self.try_close(session_id, reason, mirrored)
         except Exception:
             log.exception("closing session %s failed; will retry", session_id)
 
-    def _cache_steps(self, applied: list[SessionEvent]) -> None:
+    def _cache_steps(self, applied: list[Any]) -> None:
         for event in applied:
             if isinstance(event.payload, StepRecorded):
                 self.steps[event.session_id][event.seq] = event.payload
 
-    async def dead_letter(self, topic: str, partition: int, offset: int, raw: bytes | None, reason: str) -> None:
-        event_id = uuid.uuid5(DEAD_LETTER_NAMESPACE, f"{self.log_epoch}/{topic}/{partition}/{offset}")
-        letter = DeadLetter(event_id=event_id, source_topic=topic, source_partition=partition, source_offset=offset,
-                            raw=raw or b"", reason=reason)
+    async def dead_letter_all(self, rejected: list[tuple[Held, str]]) -> None:
+        for held, reason in rejected:
+            await self.dead_letter(held.origin, None, reason, held)
+
+    async def dead_letter(self, origin: Origin, raw: bytes | None, reason: str, held: Held | None = None) -> None:
+        """One dead letter per record (its id is its log coordinates), raw bytes included."""
+        if raw is None and held is not None:  # canonical records re-encode to their own bytes
+            raw = self.codec.encode(origin.topic or self.source_topic, held.event)
+        letter = DeadLetter(event_id=dead_letter_id(origin.log_epoch, origin.topic, origin.partition, origin.offset),
+                            source_topic=origin.topic, source_partition=origin.partition,
+                            source_offset=origin.offset, raw=raw or b"", reason=reason)
         await self.dead_letters.send(value=self.codec.encode(self.dead_letter_topic, letter))
         self.dead_lettered += 1
-        log.warning("dead-lettered %s/%d@%d: %s", topic, partition, offset, reason)
+        log.warning("dead-lettered %s/%d@%d: %s", origin.topic, origin.partition, origin.offset, reason[:300])
 
     # --- closing --------------------------------------------------------------------------
 
-    async def try_close(self, session_id: str, reason: ClosedBy) -> bool:
-        """Emit the trajectory if every step body is at hand (cache, else mirror). True when emitted."""
+    async def try_close(self, session_id: str, reason: ClosedBy, mirrored: list[Held] | None = None) -> bool:
+        """Emit the trajectory if every step body is at hand (cache, else mirror). True when emitted.
+
+        Before giving up on a gap or an idle session, what the mirror holds (``mirrored``, or looked
+        up here) is folded in: it may complete the session. A session that never started is closed
+        without a trajectory and its events are dead-lettered."""
         state = self.get(session_id)
         if state is None or state.emitted is not None:
+            return False
+        if reason is not ClosedBy.completed and self.mirror is not None:
+            if mirrored is None:
+                mirrored = (await self._mirrored([session_id]))[session_id]
+            await self.repair(state, mirrored)
+            state = self.get(session_id) or state
+            if state.ready:
+                reason = ClosedBy.completed
+        if reason is not ClosedBy.completed and state.started is None:
+            await self.dead_letter_all([(held, UNKNOWN_SESSION) for _, held in sorted(state.pending.items())])
+            state.pending, state.gap_since, state.emitted = {}, None, reason
+            self.put(state)
+            self.steps.pop(session_id, None)
             return False
         missing_before = state.missing_seqs() if reason is not ClosedBy.completed else []
         if reason is not ClosedBy.completed:
@@ -132,7 +171,7 @@ class SessionProcessor:
         lacking = missing_steps(state, steps)
         if lacking and self.mirror is not None:
             fetched = await asyncio.to_thread(self.mirror.events, session_id, lacking)
-            self._cache_steps(fetched)
+            self._cache_steps([h.event for h in fetched])
             steps = self.steps.get(session_id, {})
             lacking = missing_steps(state, steps)
         if lacking and reason is ClosedBy.completed:
@@ -142,24 +181,31 @@ class SessionProcessor:
                                            value=self.codec.encode(self.trajectory_topic, trajectory))
         await fut
         current = self.get(session_id) or state
+        if reason is not ClosedBy.completed:
+            current = force_close(current, reason)
         current.emitted = reason
         self.put(current)
         self.steps.pop(session_id, None)
         self.emitted += 1
         return True
 
-    async def repair(self, state: SessionState) -> None:
-        """Refold what the mirror holds for a session stuck on a gap (or with lost state)."""
-        if self.mirror is None:
-            return
-        wanted = list(range(state.next_seq, max(state.pending))) if state.pending else None
-        events = await asyncio.to_thread(self.mirror.events, state.session_id, wanted)
+    async def _mirrored(self, session_ids: list[str]) -> dict[str, list[Held]]:
+        """What the mirror holds of these sessions (one query for all of them)."""
+        if not session_ids or self.mirror is None:
+            return {sid: [] for sid in session_ids}
+        return await asyncio.to_thread(self.mirror.sessions, session_ids)
+
+    async def repair(self, state: SessionState, mirrored: list[Held]) -> None:
+        """Refold what the mirror holds for a session stuck on a gap (or with lost state): the mirror
+        keeps the first record of each seq the log carried, so it wins over a different pending one."""
+        current = self.get(state.session_id) or state
+        events = [h for h in mirrored if h.event.seq >= current.next_seq]
         if not events:
             return
-        current = self.get(state.session_id) or state
-        result = fold_many(current, events, current.last_seen)
+        result = fold_many(current, events, current.last_seen, authoritative=True)
         self._cache_steps(result.applied)
         self.put(result.state)
+        await self.dead_letter_all(result.rejected)
         if result.applied:
             log.info("repaired session %s from the mirror: %d events", state.session_id, len(result.applied))
 
@@ -181,22 +227,31 @@ class SessionProcessor:
                     self._open.add(key)
                 elif now - state.last_seen > stream_cfg.session_idle_timeout_s:
                     del self.table[key]  # late duplicates after this are refolded from the mirror, then dropped
-        closing: list[tuple[str, ClosedBy]] = []
+        states: list[SessionState] = []
         for key in list(self._open):
             state = self.get(key.decode())
             if state is None or state.emitted is not None:
                 self._open.discard(key)
-                continue
-            if state.pending and state.gap_since is not None and now - state.gap_since >= self.repair_after_s:
-                try:
-                    await self.repair(state)
-                except Exception:
-                    log.exception("repairing session %s from the mirror failed; will retry", state.session_id)
-                state = self.get(state.session_id) or state
-            reason = due_closure(state, now, stream_cfg.session_idle_timeout_s, stream_cfg.gap_timeout_s)
+            else:
+                states.append(state)
+        timeout_s, gap_s = stream_cfg.session_idle_timeout_s, stream_cfg.gap_timeout_s
+        gapped = [st for st in states if st.pending and st.gap_since is not None
+                  and now - st.gap_since >= self.repair_after_s]
+        giving_up = [st for st in states if due_closure(st, now, timeout_s, gap_s) not in (None, ClosedBy.completed)]
+        try:  # one lookup for every session that needs the mirror in this pass
+            mirrored = await self._mirrored(sorted({st.session_id for st in gapped + giving_up}))
+        except Exception:
+            log.exception("looking up %d sessions in the mirror failed; will retry", len(gapped + giving_up))
+            return
+        for state in gapped:
+            await self.repair(state, mirrored[state.session_id])
+        closing: list[tuple[str, ClosedBy]] = []
+        for state in states:
+            state = self.get(state.session_id) or state
+            reason = due_closure(state, now, timeout_s, gap_s)
             if reason is not None:
                 closing.append((state.session_id, reason))
-        await asyncio.gather(*(self.close_safely(sid, reason) for sid, reason in closing))
+        await asyncio.gather(*(self.close_safely(sid, reason, mirrored.get(sid)) for sid, reason in closing))
 
 
 def attach(app: faust.App, processor: SessionProcessor, batch: int = 5000, within_s: float = 0.25) -> None:
@@ -204,12 +259,15 @@ def attach(app: faust.App, processor: SessionProcessor, batch: int = 5000, withi
 
     @app.agent(processor.source, name="sessions")
     async def sessions(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(batch, within=within_s):
-            await processor.process(list(events))
+        async def body() -> None:
+            async for events in stream.take_events(batch, within=within_s):
+                await processor.process(list(events))
+
+        await guarded("the sessions agent", body)
 
     @app.timer(interval=processor.cfg.stream.sweep_interval_s)
     async def sweeper() -> None:
-        await processor.sweep()
+        await guarded("the session sweeper", processor.sweep)
 
     @app.page("/sessions/{session_id}")
     async def session_view(web: Any, request: Any, session_id: str) -> Any:

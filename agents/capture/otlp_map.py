@@ -30,6 +30,7 @@ from agents.capture.steps import (
     error_step,
     with_tool_result,
 )
+from schemas.limits import TIME_MAX, TIME_MAX_MICROS, TIME_MIN, TIME_MIN_MICROS
 from schemas.models import SessionStatus, StepRecorded, UseTool
 
 CHAT, TOOL, AGENT, SKIP = "chat", "tool", "agent", "skip"
@@ -82,6 +83,16 @@ class TraceMapping:
 
 def _at(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, UTC)
+
+
+def _time_refusal(span: Span) -> str | None:
+    """Why a span's times cannot stamp a step (the store's range, ``schemas.limits``), or None: checked
+    before any datetime is built, so a clock at 0 or 2**63 costs its span, not the trace."""
+    for what, ns in (("start", span.start_ns), ("end", span.end_ns)):
+        if not TIME_MIN_MICROS <= ns // 1000 < TIME_MAX_MICROS:
+            return (f"span {span.name!r}: {what} time {ns} ns since the epoch is outside "
+                    f"[{TIME_MIN.year}, {TIME_MAX.year})")
+    return None
 
 
 def _int(value: Any) -> int:
@@ -221,6 +232,8 @@ def map_trace(spans: Sequence[Span], prices: Mapping[str, Sequence[float]] | Non
     skipped = 0
     for span in spans:
         role, reason = role_of(span)
+        if role is not None and role != SKIP and (refusal := _time_refusal(span)) is not None:
+            role, reason = None, refusal
         if role is None:
             builder.rejects.append((span, reason))
         elif role == SKIP:

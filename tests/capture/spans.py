@@ -8,13 +8,15 @@ from typing import Any
 from agents.capture.otlp_decode import Span, SpanEvent
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
+T0_NS = 1_764_547_200 * 10**9  # 2025-12-01 UTC: span times are milliseconds after it
 
 
 def span(span_id: str, name: str, attrs: dict[str, Any], *, parent: str = "", start: int = 0, end: int | None = None,
          status: int = 0, message: str = "", events: tuple[SpanEvent, ...] = (), trace: str = TRACE,
          resource: dict[str, Any] | None = None) -> Span:
-    return Span(trace_id=trace, span_id=span_id, parent_span_id=parent, name=name, start_ns=start * 1_000_000,
-                end_ns=(end if end is not None else start + 10) * 1_000_000, status_code=status, status_message=message,
+    return Span(trace_id=trace, span_id=span_id, parent_span_id=parent, name=name,
+                start_ns=T0_NS + start * 1_000_000, end_ns=T0_NS + (end if end is not None else start + 10) * 1_000_000,
+                status_code=status, status_message=message,
                 attributes=attrs, events=events, resource=resource or {"service.name": "svc"}, raw=span_id.encode())
 
 

@@ -27,6 +27,7 @@ from schemas.codec import Codec
 from schemas.models import DeadLetter
 from schemas.registry import LocalRegistry
 from stack.broker import free_port
+from tests.capture.spans import T0_NS
 from tests.capture.test_sessions import MemoryTracker
 
 
@@ -54,7 +55,7 @@ def chat_span(span_id: int, trace: int = 1, parent: int = 0) -> PbSpan:
                  string_value='[{"role": "assistant", "parts": [{"type": "text", "content": "hi"}]}]'))]
     return PbSpan(trace_id=trace.to_bytes(16, "big"), span_id=span_id.to_bytes(8, "big"),
                   parent_span_id=parent.to_bytes(8, "big") if parent else b"", name="chat", attributes=attrs,
-                  start_time_unix_nano=1, end_time_unix_nano=2)
+                  start_time_unix_nano=T0_NS + 1, end_time_unix_nano=T0_NS + 2)
 
 
 @pytest.fixture

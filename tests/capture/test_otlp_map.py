@@ -121,3 +121,19 @@ def test_failures_become_error_steps_and_an_error_status() -> None:
 def test_a_trace_of_nothing_mappable_is_no_session() -> None:
     mapping = map_trace([span("h1", "GET /", {"http.method": "GET"})])
     assert mapping.session is None and len(mapping.rejects) == 1
+
+
+def test_a_span_whose_clock_is_outside_the_stores_range_costs_that_span_only() -> None:
+    import dataclasses
+
+    answer = {"gen_ai.operation.name": "chat", "gen_ai.output.messages": json.dumps([{"role": "assistant",
+              "parts": [{"type": "text", "content": "late"}]}])}
+    at_zero = dataclasses.replace(span("c8", "chat m-1", answer, parent="a1"), start_ns=0, end_ns=5_000_000)
+    far = dataclasses.replace(span("t8", "execute_tool calc", {"gen_ai.operation.name": "execute_tool",
+                                                               "gen_ai.tool.name": "calc"}, parent="a1", start=98),
+                              end_ns=2**63 - 1)
+    mapping = map_trace([*semconv_trace(), at_zero, far])
+    assert {s.span_id: reason for s, reason in mapping.rejects} == {
+        "c8": "span 'chat m-1': start time 0 ns since the epoch is outside [2000, 2100)",
+        "t8": f"span 'execute_tool calc': end time {2**63 - 1} ns since the epoch is outside [2000, 2100)"}
+    assert mapping.session == map_trace(semconv_trace()).session

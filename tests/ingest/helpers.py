@@ -57,11 +57,13 @@ def assert_exact(client: Any, ids: list[str], steps: int, tokens_per_session: in
     n = len(ids)
     wait_for(lambda: counts(client, ids)[0] >= n and counts(client, ids)[2] >= n * steps, timeout_s=120)
     time.sleep(2)  # any late duplicate would land now
-    assert counts(client, ids) == (n, n, n * steps, n * steps, n * (steps + 2))
+    found = counts(client, ids)
+    expected = (n, n, n * steps, n * steps, n * (steps + 2))
+    assert found == expected, f"trajectories, distinct, steps, distinct, events: {found} != {expected}"
     bad = client.query("""SELECT session_id, step_count, closed_by, missing_seqs FROM trajectories
         WHERE session_id IN {ids:Array(String)} AND (step_count != {s:Int64} OR closed_by != 'completed'
         OR length(missing_seqs) > 0)""", parameters={"ids": ids, "s": steps}).result_rows
-    assert bad == []
+    assert bad == [], bad
     total = client.query("SELECT sum(total_tokens) FROM trajectories WHERE session_id IN {ids:Array(String)}",
                          parameters={"ids": ids}).result_rows[0][0]
-    assert total == n * tokens_per_session
+    assert total == n * tokens_per_session, (total, n * tokens_per_session)

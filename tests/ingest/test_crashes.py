@@ -19,8 +19,9 @@ pytestmark = pytest.mark.slow
 
 
 async def slow_agents(stack: RunningStack, n: int, steps: int, pause_s: float, tag: str,
-                      during: list[tuple[float, str]]) -> list[str]:
-    """``n`` agents emitting ``steps`` steps with pauses; kills children by name at given times."""
+                      during: list[tuple[float, str]]) -> tuple[list[str], int]:
+    """``n`` agents emitting ``steps`` steps with pauses; kills children by name at given times.
+    Returns the session ids and how many events the tracker re-sent."""
     async def killer() -> None:
         start = time.monotonic()
         for at, name in during:
@@ -40,12 +41,14 @@ async def slow_agents(stack: RunningStack, n: int, steps: int, pause_s: float, t
         kill = asyncio.create_task(killer())
         ids = await asyncio.gather(*(agent(tracker, i) for i in range(n)))
         await kill
-    return list(ids)
+    return list(ids), tracker.resent
 
 
 def test_kill_9_worker_then_sink_mid_run(tmp_path: Path) -> None:
     with RunningStack(tmp_path / "data") as stack:
-        ids = asyncio.run(slow_agents(stack, 20, 40, 0.15, "k9", during=[(2.0, "worker-0"), (5.0, "sink-0")]))
+        ids, resent = asyncio.run(slow_agents(stack, 20, 40, 0.15, "k9", during=[(2.0, "worker-0"),
+                                                                                  (5.0, "sink-0")]))
+        assert resent == 0  # a child restart rewrites the stack's card, but the log was not lost
         assert_exact(stack.client(), ids, 40, sum(range(40)))
         assert stack.info.children["worker-0"] and stack.info.children["sink-0"]
 
@@ -53,6 +56,7 @@ def test_kill_9_worker_then_sink_mid_run(tmp_path: Path) -> None:
 def test_broker_restart_mid_run_spools_and_completes_exactly(tmp_path: Path) -> None:
     with RunningStack(tmp_path / "data") as stack:
         epoch = stack.info.log_epoch
-        ids = asyncio.run(slow_agents(stack, 10, 30, 0.2, "br", during=[(1.0, "broker")]))  # before the sink joined
+        ids, resent = asyncio.run(slow_agents(stack, 10, 30, 0.2, "br", during=[(1.0, "broker")]))  # before the sink
+        assert resent > 0  # the log was lost: what the store did not have was sent again
         assert stack.info.log_epoch != epoch  # the supervisor noticed and bumped the epoch
         assert_exact(stack.client(), ids, 30, sum(range(30)))

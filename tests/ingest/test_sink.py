@@ -9,6 +9,7 @@ import pytest
 
 from consumers.sink import ClickHouseSink
 from schemas.codec import Codec
+from schemas.models import ClosedBy, StepRecorded
 from schemas.registry import LocalRegistry
 from schemas.topics import Topics
 from tests.ingest.helpers import make_tracker, run_agent, scalar
@@ -34,9 +35,8 @@ async def test_sink_writes_exact_rows_and_drops_redelivered_duplicates(
     async with make_tracker(kafka_bootstrap, topics, tmp_path / "spool", registry) as tracker:
         ids = await asyncio.gather(*(run_agent(tracker, a, 10) for a in range(5)))
         await tracker.flush()
-        # the same events again (an SDK resend): must not double anything
-        tracker._resend_recent()
     assert not list((tmp_path / "spool").glob("*.spool"))  # close drained the spool and removed it
+    await resend_everything(kafka_bootstrap, topics.session_events.name, 60)  # an SDK re-send: doubles nothing
     codec = Codec(LocalRegistry(registry))
     sink = ClickHouseSink(kafka_bootstrap, topics, codec, store, group_id=f"{topics.prefix}sink",
                           decode_in_clickhouse=in_clickhouse)
@@ -108,6 +108,29 @@ async def test_clickhouse_outage_backs_off_commits_nothing_and_resumes(
     assert scalar(store, "SELECT count() FROM session_events") == 72
 
 
+async def resend_everything(bootstrap: str, topic: str, expected: int) -> None:
+    """Produce every record of ``topic`` once more, same key and bytes, as an SDK re-send does."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=f"resend-{topic}")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    await producer.start()
+    try:
+        records = []
+        async with asyncio.timeout(30):
+            while len(records) < expected:
+                for msgs in (await consumer.getmany(timeout_ms=200)).values():
+                    records += [(m.key, m.value) for m in msgs]
+        for key, value in records:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
 async def wait_rows(client, table: str, expected: int, timeout_s: float = 60) -> None:
     for _ in range(int(timeout_s * 4)):
         try:
@@ -164,3 +187,93 @@ async def test_sink_re_encodes_older_writer_schemas_and_skips_a_corrupt_body(
     assert store.query("SELECT seq, tool, action_text, tokens, cost FROM steps").result_rows == [
         (1, "calc", "1+1", 7, 0.0)]  # read with today's schema: the missing field takes its default
     assert (sink.stats.invalid, sink.stats.landed) == (1, 3)
+
+
+@pytest.mark.parametrize("in_clickhouse", [True, False], ids=["decoded-by-clickhouse", "decoded-in-python"])
+async def test_sink_lands_150_new_keys_and_a_5_kb_session_id_in_one_batch_through_the_gateway(
+        kafka_bootstrap: str, topics: Topics, clickhouse_dsn: str, database: str, tmp_path: Path,
+        in_clickhouse: bool) -> None:
+    """Large bind parameters (known-key lookups of 150 sessions, a 5 KB id) travel as a multipart form:
+    once that wedged the sink for good."""
+    from aiokafka import AIOKafkaProducer
+
+    from bench.poison import good_session
+    from store.clickhouse import connect
+    from store.gateway import ChdbGateway
+    from streams.assembly import assemble
+    from streams.state import fold_many
+
+    if not clickhouse_dsn.startswith("chdb://"):
+        pytest.skip("the gateway serves a chDB directory")
+    gateway = ChdbGateway(clickhouse_dsn[len("chdb://"):], secret="sink-test").start()
+    client = connect(gateway.url, database, secret="sink-test")
+    codec = Codec(LocalRegistry(tmp_path / "registry.json"))
+    sessions = [good_session(f"many-{i:03d}-{'k' * 30}", 2) for i in range(150)] + [good_session("L" * 5000, 3)]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=50)
+    await producer.start()
+    try:
+        for events in sessions:  # the events, and the trajectory the stream would make of them
+            state = fold_many(None, events, 0.0).state
+            steps = {e.seq: e.payload for e in events if isinstance(e.payload, StepRecorded)}
+            trajectory = assemble(state, steps, ClosedBy.completed, [])
+            key = events[0].session_id.encode()
+            for event in events:
+                await producer.send(topics.session_events.name, codec.encode(topics.session_events.name, event),
+                                    key=key)
+            await producer.send(topics.trajectories.name, codec.encode(topics.trajectories.name, trajectory), key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    sink = ClickHouseSink(kafka_bootstrap, topics, codec, client, group_id=f"{topics.prefix}sink",
+                          decode_in_clickhouse=in_clickhouse, max_backoff_s=0.5)
+    try:
+        await _sink_until(sink, connect(gateway.url, database, secret="sink-test"), "trajectories", 151)  # own client
+    finally:
+        gateway.stop(close_engine=False)
+    store = connect(clickhouse_dsn, database)
+    assert scalar(store, "SELECT count() FROM trajectories") == 151
+    assert scalar(store, "SELECT count() FROM steps") == 150 * 2 + 3
+    assert scalar(store, "SELECT count() FROM session_events") == 150 * 4 + 5
+    assert store.query("SELECT length(session_id), step_count, total_tokens FROM trajectories "
+                       "WHERE startsWith(session_id, 'LLL')").result_rows == [(5000, 3, 3)]
+    assert sink.stats.retries == 0 and sink.stats.dead_lettered == 0
+
+
+async def test_records_the_store_cannot_take_are_isolated_and_dead_lettered_in_their_batch(
+        kafka_bootstrap: str, topics: Topics, store, tmp_path: Path) -> None:
+    """Garbage on a topic the sink alone reads, and a row its column cannot hold (source_partition -1
+    into UInt32), go nowhere near a retry loop: the rest of the batch lands and the batch is committed."""
+    from aiokafka import AIOKafkaProducer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from schemas.models import DeadLetter, dead_letter_id
+
+    codec = Codec(LocalRegistry(tmp_path / "registry.json"))
+    name = topics.dead_letters.name
+    letters = [DeadLetter(event_id=dead_letter_id(0, "x", 0, i), source_topic="x", source_partition=0,
+                          source_offset=i, raw=b"r", reason=f"reason {i}") for i in range(5)]
+    unstorable = letters[2].model_copy(update={"source_partition": -1, "event_id": dead_letter_id(0, "x", 0, 99)})
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=50)
+    await producer.start()
+    try:
+        for record in [*letters[:2], unstorable, *letters[2:]]:
+            await producer.send(name, codec.encode(name, record))
+        await producer.send(topics.trajectories.name, b"\x00garbage", key=b"g", partition=0)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    sink = ClickHouseSink(kafka_bootstrap, topics, codec, store, group_id=f"{topics.prefix}sink")
+    await _sink_until(sink, store, "dead_letters", 6)
+    assert sink.stats.retries == 0
+    rows = store.query("SELECT source_topic, source_offset, reason FROM dead_letters ORDER BY source_topic, "
+                       "source_offset").result_rows
+    assert rows[1:] == [("x", i, f"reason {i}") for i in range(5)]
+    assert rows[0][:2] == (topics.trajectories.name, 0) and rows[0][2].startswith("unknown schema id")
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:  # the whole batch was committed, the unstorable row included
+        committed = await admin.list_consumer_group_offsets(f"{topics.prefix}sink", partitions=[
+            TopicPartition(name, 0), TopicPartition(topics.trajectories.name, 0)])
+    finally:
+        await admin.close()
+    assert sorted(o.offset for o in committed.values()) == [1, 6]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
+from schemas.limits import MAX_TRAJECTORY_BYTES
 from schemas.models import (
     ClosedBy,
     SessionCompleted,
@@ -16,7 +18,7 @@ from schemas.models import (
     UseTool,
 )
 from streams.assembly import assemble, trajectory_event_id
-from streams.state import SessionState, due_closure, fold, fold_many, force_close
+from streams.state import Held, SessionState, due_closure, fold, fold_many, force_close
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
 
@@ -96,7 +98,11 @@ def test_closure_reasons() -> None:
     assert due_closure(idle, 300.0, 300, 30) is ClosedBy.idle_timeout
     closed = force_close(gapped, ClosedBy.gap_timeout)
     assert closed.emitted is ClosedBy.gap_timeout and closed.step_seqs == [2] and closed.pending == {}
-    assert fold(closed, events[1], now=1.0).duplicate  # late events after closing change nothing
+    late = fold(closed, events[1], now=1.0)  # the seq it was closed without arrives too late
+    assert late.state == closed and late.applied == []
+    assert late.rejected == [(Held.of(events[1]), "event for a closed session: seq 1 arrived after the session "
+                                                  "was closed over its gap")]
+    assert fold(closed, events[2], now=1.0).duplicate  # a copy of what it holds changes nothing
 
 
 def test_assemble_uses_step_bodies_and_reports_missing() -> None:
@@ -120,3 +126,53 @@ def test_session_without_start_still_closes_on_timeout() -> None:
     closed = force_close(state, ClosedBy.gap_timeout)
     traj = assemble(closed, {1: step.payload}, ClosedBy.gap_timeout, state.missing_seqs())
     assert traj.missing_seqs == [0] and traj.objective == "" and traj.agent_name == "b"
+
+
+def test_conflicting_duplicates_are_refused_and_the_first_stays() -> None:
+    events = session(3)
+    state = fold_all(events[:3])
+    other = events[2].model_copy(update={"event_id": uuid4()})  # same seq, other content
+    result = fold(state, other, now=2.0)
+    assert result.applied == [] and result.state.model_dump(exclude={"last_seen"}) == state.model_dump(
+        exclude={"last_seen"})
+    assert result.rejected == [(Held.of(other), "conflicting duplicate: seq 2 already holds another event")]
+    gapped = fold_many(None, [events[0], events[3]], now=0.0).state  # seq 3 waits for seq 2
+    waiting = fold(gapped, events[3].model_copy(update={"event_id": uuid4()}), now=1.0)
+    assert [r for _, r in waiting.rejected] == ["conflicting duplicate: seq 3 already holds another event"]
+    assert waiting.state.pending[3].event == events[3]
+
+
+def test_events_after_completion_are_refused_in_any_order() -> None:
+    events = session(2)  # 0 start, 1-2 steps, 3 completed
+    late = SessionEvent(session_id="s1", seq=4, ts=T0, agent_name="a", payload=StepRecorded(
+        step_number=2, observation="late", thought="", action=Think(), timestamp=T0))
+    reason = "event after completion: seq 4 follows the session_completed at seq 3"
+    in_order = fold_many(None, [*events, late], now=1.0)
+    assert in_order.state.ready and in_order.state.step_seqs == [1, 2]
+    assert in_order.rejected == [(Held.of(late), reason)]
+    # the late step waits for the gap before the completion, then is refused when it fills
+    first = fold_many(None, [events[0], events[1], late, events[3]], now=1.0)
+    assert first.rejected == [] and sorted(first.state.pending) == [3, 4]
+    filled = fold(first.state, events[2], now=2.0)
+    assert filled.state.ready and filled.state.step_seqs == [1, 2] and filled.state.pending == {}
+    assert filled.rejected == [(Held.of(late), reason)]
+
+
+def test_a_session_may_not_grow_past_the_trajectory_limit() -> None:
+    events = session(3)
+    big = MAX_TRAJECTORY_BYTES // 3
+    held = [Held.of(e, size=big if 0 < e.seq < 4 else 100) for e in events]
+    result = fold_many(None, held, now=1.0)
+    assert [e.seq for e in result.applied] == [0, 1, 2]
+    assert [(h.event.seq, r) for h, r in result.rejected] == [
+        (3, f"session too large: seq 3 would take it past {MAX_TRAJECTORY_BYTES} bytes")]
+    assert result.state.size == 200 + 2 * big and sorted(result.state.pending) == [4]  # the rest waits: gap
+
+
+def test_the_mirror_wins_over_a_different_pending_event() -> None:
+    events = session(3)
+    gapped = fold_many(None, [events[0], events[2].model_copy(update={"event_id": uuid4()})], now=0.0).state
+    repaired = fold_many(gapped, events[1:3], now=1.0, authoritative=True)
+    assert [e.seq for e in repaired.applied] == [1, 2] and repaired.applied[1] == events[2]
+    assert [(h.event.seq, r) for h, r in repaired.rejected] == [
+        (2, "conflicting duplicate: seq 2 already holds another event")]
