@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 bench_app = typer.Typer(help="Benchmarks (each prints one JSON object as its last line).", no_args_is_help=True)
@@ -13,16 +14,38 @@ console = Console(stderr=True)
 
 
 @bench_app.command("ingest")
-def ingest(agents: Annotated[int, typer.Option(help="number of agents")] = 200,
-           steps: Annotated[int, typer.Option(help="steps per agent")] = 100,
+def ingest(duration: Annotated[float, typer.Option(help="seconds of arrivals per offered rate")] = 30.0,
+           steps: Annotated[int, typer.Option(help="steps per session")] = 20,
+           think_ms: Annotated[float, typer.Option(help="pause between a session's events (ms)")] = 250.0,
+           group_size: Annotated[int, typer.Option(help="sessions per RULER group, run side by side")] = 4,
+           bound_ms: Annotated[float, typer.Option(help="p99 emit-to-reward bound (ms)")] = 2000.0,
+           max_lag_ms: Annotated[float, typer.Option(help="p99 generator lateness allowed (ms)")] = 250.0,
+           start_rate: Annotated[float, typer.Option(help="first offered rate (events/s)")] = 2000.0,
+           factor: Annotated[float, typer.Option(help="coarse step between offered rates")] = 2.0,
+           refine: Annotated[int, typer.Option(help="bisections after the coarse search")] = 3,
+           max_rate: Annotated[float, typer.Option(help="highest offered rate tried")] = 200_000.0,
+           min_rate: Annotated[float, typer.Option(help="lowest offered rate tried (below: sustained 0)")] = 250.0,
+           drain_s: Annotated[float, typer.Option(help="wait for the last rewards after the last event (s)")] = 10.0,
            processes: Annotated[int, typer.Option(help="agent processes")] = 2,
            workers: Annotated[int, typer.Option(help="stream worker processes")] = 1,
-           sinks: Annotated[int, typer.Option(help="sink processes")] = 1) -> None:
-    """Agents -> Kafka -> stream + sink -> rows visible in ClickHouse, against raw aiokafka."""
-    from bench.ingest import run
+           sinks: Annotated[int, typer.Option(help="sink processes")] = 1,
+           repeats: Annotated[int, typer.Option(help="whole searches (medians and spread)")] = 1,
+           baseline: Annotated[bool, typer.Option(help="search the raw aiokafka baseline too")] = True) -> None:
+    """Highest offered rate with p99 emit-to-reward within the bound and nothing lost, against raw aiokafka."""
+    from bench.ingest import IngestOptions, run
+    from bench.load import Shape
+    from bench.measure import emit, progress
 
-    result = run(agents, steps, processes, workers, sinks, progress=lambda m: console.print(m))
-    print(json.dumps(result))
+    try:
+        opts = IngestOptions(shape=Shape(steps=steps, think_s=think_ms / 1000.0, group_size=group_size),
+                             duration_s=duration, bound_ms=bound_ms, max_lag_ms=max_lag_ms, start_rate=start_rate,
+                             factor=factor, refine=refine, max_rate=max_rate, min_rate=min_rate,
+                             drain_s=drain_s, processes=processes,
+                             workers=workers, sinks=sinks, repeats=repeats, baseline=baseline)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise typer.BadParameter(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+    emit(run(opts, progress))
 
 
 @bench_app.command("replay")
