@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
 bench_app = typer.Typer(help="Benchmarks (each prints one JSON object as its last line).", no_args_is_help=True)
-console = Console(stderr=True)
 
 
 @bench_app.command("ingest")
@@ -49,23 +46,27 @@ def ingest(duration: Annotated[float, typer.Option(help="seconds of arrivals per
 
 
 @bench_app.command("replay")
-def replay(trajectories: Annotated[int, typer.Option(help="trajectories to produce, then re-score")] = 20_000,
+def replay(trajectories: Annotated[int, typer.Option(help="trajectories to produce, then re-score")] = 100_000,
+           runs: Annotated[int, typer.Option(help="measurements (median and spread)")] = 3,
            steps: Annotated[int, typer.Option(help="steps per trajectory")] = 5,
            engine: Annotated[str, typer.Option(help="sql (columnar, in ClickHouse) or python")] = "sql",
-           baseline: Annotated[bool, typer.Option(help="also time the other engine in the same run")] = False) -> None:
+           baseline: Annotated[bool, typer.Option(help="also time the other engine in each run")] = False) -> None:
     """Replay re-score rate with the heuristic judge, against the raw consume rate of the same topic."""
-    from consumers.replay_bench import bench_replay
+    from bench.measure import emit
+    from bench.replay import bench_replay
 
     if engine not in ("sql", "python"):
         raise typer.BadParameter(f"--engine must be sql or python, not {engine!r}")
-    print(json.dumps(bench_replay(trajectories, steps=steps, engine=engine, baseline=baseline)))
+    if trajectories < 1 or runs < 1 or steps < 1:
+        raise typer.BadParameter("--trajectories, --runs and --steps must be at least 1")
+    emit(bench_replay(trajectories, runs=runs, steps=steps, engine=engine, baseline=baseline))
 
 
 @bench_app.command("train")
 def train(steps: Annotated[int, typer.Option(help="optimizer steps per measurement")] = 10,
           repeats: Annotated[int, typer.Option(help="alternating fresh processes per side (medians)")] = 3) -> None:
     """Training tokens/s of `art train` against the HF Trainer on the same tiny model and data."""
-    from trainer.bench import bench_train
+    from bench.train import bench_train
 
     bench_train(steps=steps, repeats=repeats)  # prints per-run lines, then the JSON summary last
 

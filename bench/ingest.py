@@ -140,6 +140,11 @@ def run(opts: IngestOptions, say: Callable[[str], None]) -> dict[str, Any]:
         f"bound p99 {opts.bound_ms:.0f} ms, {opts.repeats} search(es)")
     runs = repeat(lambda i: search_once(opts, say), opts.repeats, label="search", say=say)
     result = summarize(runs, opts, time.monotonic() - started)
+    for i, r in enumerate(result["runs"]):
+        for side in ("", "raw_"):
+            if f"{side}sustained_events_per_s" in r:
+                say(f"search {i + 1} {side or 'pipeline '}sustained {r[f'{side}sustained_events_per_s']:,.0f} events/s"
+                    + (f"; {r[f'{side}failed_at']:,.0f} failed" if r[f"{side}failed_at"] else "; ceiling reached"))
     for key in result["spread"]:
         say(describe(key, spread(result["spread"][key]["values"])))
     return result

@@ -52,15 +52,16 @@ def sample_values(steps: int) -> tuple[bytes, bytes, bytes]:
     from schemas.models import SessionCompleted, SessionEvent, SessionStarted, SessionStatus, StepRecorded
     from schemas.registry import registry_for
 
-    codec = Codec(registry_for("", Path(tempfile.mkdtemp(prefix="art-bench-raw-"))))
     sid = f"b{uuid.uuid4().hex[:6]}p1-123-0"
+    with tempfile.TemporaryDirectory(prefix="art-bench-raw-") as tmp:
+        codec = Codec(registry_for("", Path(tmp)))
 
-    def enc(seq: int, payload: Any) -> bytes:
-        return codec.encode("raw", SessionEvent(session_id=sid, seq=seq, agent_name="bench-3", payload=payload))
+        def enc(seq: int, payload: Any) -> bytes:
+            return codec.encode("raw", SessionEvent(session_id=sid, seq=seq, agent_name="bench-3", payload=payload))
 
-    return (enc(0, SessionStarted(objective="bench task 123", group_id=f"{sid[:-2]}g", model="bench")),
-            enc(1, StepRecorded(step_number=0, **step_fields(1, steps))),
-            enc(steps + 1, SessionCompleted(final_answer="answer 123", status=SessionStatus.succeeded)))
+        return (enc(0, SessionStarted(objective="bench task 123", group_id=f"{sid[:-2]}g", model="bench")),
+                enc(1, StepRecorded(step_number=0, **step_fields(1, steps))),
+                enc(steps + 1, SessionCompleted(final_answer="answer 123", status=SessionStatus.succeeded)))
 
 
 def raw_part(conn: Connection, bootstrap: str, topic: str, schedule_json: str, part: int, parts: int,

@@ -1,5 +1,6 @@
 """The design card's boundaries, checked: streams/ never imports consumers/ or trainer/ (nor the
-reverse), shared contracts live in schemas/, and the pipeline imports without torch."""
+reverse), shared contracts live in schemas/, benchmarks live in bench/ and the core never imports
+them (nor the stack that runs it), and the pipeline imports without torch."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
-    "streams": {"consumers", "trainer"},
-    "consumers": {"streams", "trainer"},
-    "trainer": {"streams", "consumers"},
+    "streams": {"consumers", "trainer", "stack", "bench"},
+    "consumers": {"streams", "trainer", "stack", "bench"},
+    "trainer": {"streams", "consumers", "stack", "bench"},
     "schemas": {"streams", "consumers", "trainer", "agents", "judges", "store", "stack", "bench"},
-    "judges": {"streams", "consumers", "trainer", "stack"},
-    "store": {"streams", "consumers", "trainer", "agents", "judges", "stack"},
+    "judges": {"streams", "consumers", "trainer", "stack", "bench"},
+    "store": {"streams", "consumers", "trainer", "agents", "judges", "stack", "bench"},
+    "agents": {"bench"},
 }
 
 
@@ -37,6 +39,12 @@ def test_package_boundaries(package: str) -> None:
     offenders = {str(p.relative_to(ROOT)): sorted(imported_packages(p) & FORBIDDEN[package])
                  for p in (ROOT / package).rglob("*.py")}
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_benchmarks_live_in_bench() -> None:
+    strays = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("*/**/*bench*.py")
+                    if p.relative_to(ROOT).parts[0] not in ("bench", "tests", ".venv"))
+    assert strays == []
 
 
 def test_pipeline_and_cli_import_without_torch() -> None:
