@@ -240,7 +240,7 @@ def merge_parts(results: list[dict[str, Any]]) -> dict[str, Any]:
     errors = [r["error"] for r in results if "error" in r]
     ok = [r for r in results if "error" not in r]
     if not ok:
-        return {"emitted": 0, "errors": errors, "cpu_s": 0.0, "lag_p99_ms": math.inf, "emit_s": 0.0}
+        return {"emitted": 0, "errors": errors, "cpu_s": 0.0, "lag_p99_ms": None, "emit_s": 0.0}
     first = min(r["first_emit"] for r in ok if r["first_emit"]) if any(r["first_emit"] for r in ok) else 0.0
     return {"emitted": sum(r["emitted"] for r in ok), "errors": errors, "cpu_s": sum(r["cpu_s"] for r in ok),
             "lag_p50_ms": max(r["lag_p50_ms"] for r in ok), "lag_p99_ms": max(r["lag_p99_ms"] for r in ok),

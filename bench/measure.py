@@ -109,12 +109,19 @@ def repeat(measure: Callable[[int], T], runs: int, label: str = "run",
 
 
 def emit(result: dict[str, Any]) -> None:
-    """Print ``result`` as the one JSON object on the last stdout line."""
-    sys.stdout.write(json.dumps(result, default=_plain) + "\n")
+    """Print ``result`` as the one JSON object on the last stdout line (strict JSON: a number that
+    is not finite, such as the p99 of a run where rows never arrived, is written as null)."""
+    sys.stdout.write(json.dumps(_plain(result), allow_nan=False) + "\n")
     sys.stdout.flush()
 
 
 def _plain(value: Any) -> Any:
     if isinstance(value, BaseModel):
-        return value.model_dump()
-    raise TypeError(f"not JSON-serializable: {type(value).__name__}")
+        return _plain(value.model_dump())
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -15,6 +15,9 @@ CPU per component: ``/proc/<pid>/stat`` of the broker, stream workers, sinks and
 process itself ("store": the chDB engine and its gateway, plus the supervisor's idle loop),
 sampled at the start of the schedule and when the last reward landed (or the deadline); the agent
 processes report their own, from the first due event to the SDK's last acknowledgement.
+
+The stack is kept for the next probe when this one drained (as a long-running stack would be) and
+replaced by a fresh one when it left a backlog, so an overloaded probe never slows the next.
 """
 
 from __future__ import annotations

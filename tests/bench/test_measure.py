@@ -80,9 +80,11 @@ def test_repeat_runs_in_order_and_announces_each() -> None:
         repeat(lambda i: i, 0)
 
 
-def test_emit_writes_one_json_line_with_spreads(capsys: pytest.CaptureFixture[str]) -> None:
-    emit({"events_per_s": 5.0, "spread": spread([4.0, 5.0, 6.0])})
+def test_emit_writes_one_strict_json_line_with_spreads(capsys: pytest.CaptureFixture[str]) -> None:
+    emit({"events_per_s": 5.0, "spread": spread([4.0, 5.0, 6.0]), "p99_ms": math.inf,
+          "probes": [{"lag_ms": math.nan}, (1, 2)]})
     out = capsys.readouterr().out
     assert out.count("\n") == 1
-    doc = json.loads(out)
+    doc = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     assert doc["spread"]["within_pct"] == 20.0 and doc["events_per_s"] == 5.0
+    assert doc["p99_ms"] is None and doc["probes"] == [{"lag_ms": None}, [1, 2]]
