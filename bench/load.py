@@ -98,6 +98,18 @@ class Schedule(BaseModel):
         return total * self.shape.group_size
 
 
+def step_fields(k: int, steps: int) -> dict[str, Any]:
+    """Step ``k`` (1-based) of a session: tool calls of a few hundred bytes, an answer last."""
+    from schemas.models import Answer, UseTool
+
+    last = k == steps
+    return {"observation": f"observation {k}: " + "the tool returned rows " * 4,
+            "thought": f"step {k}: " + "compare the rows and decide " * 3,
+            "action": Answer(text=f"answer after {k} steps") if last else UseTool(tool=f"tool{k % 4}",
+                                                                                  input=f"query {k}"),
+            "tool_result": None if last else f"result {k}", "tokens": 50, "cost": 1e-4, "execution_time_ms": 5}
+
+
 Emit = Callable[[int, int, int], Awaitable[None]]  # (group, member, k): k = 0 started, 1..steps, steps+1 completed
 
 
@@ -248,3 +260,19 @@ def merge_parts(results: list[dict[str, Any]]) -> dict[str, Any]:
             "emit_s": round(max(r["last_emit"] for r in ok) - first, 3) if first else 0.0,
             "aborted": any(r.get("aborted") for r in ok),
             **{k: sum(r.get(k, 0) for r in ok) for k in ("sent", "spooled") if any(k in r for r in ok)}}
+
+
+def failures(record: dict[str, Any], events: int, bound_ms: float, max_lag_ms: float, p99_key: str) -> list[str]:
+    """Why a probe did not sustain its rate (empty: it did). Shared by the raw and pipeline probes."""
+    reasons = [f"error: {e}" for e in record.get("errors", [])]
+    if record.get("aborted") or record["emitted"] < events:
+        reasons.append(f"generators emitted {record['emitted']:,} of {events:,} (fell behind their schedule)")
+    lag = record.get("lag_p99_ms")
+    if lag is None or lag > max_lag_ms:
+        reasons.append(f"generators ran late: lag p99 {lag} ms > {max_lag_ms:.0f} ms")
+    if record["lost"]:
+        reasons.append(f"{record['lost']:,} events lost or not delivered in time")
+    p99 = record.get(p99_key)
+    if p99 is None or not p99 <= bound_ms:
+        reasons.append(f"{p99_key} {p99} > {bound_ms:.0f} ms")
+    return reasons

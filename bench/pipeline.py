@@ -34,22 +34,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from bench.load import Fleet, Schedule, Shape, merge_parts, run_schedule, serve_part
+from bench.load import Fleet, Schedule, Shape, failures, merge_parts, run_schedule, serve_part, step_fields
 from bench.measure import percentile
 from bench.proc import per_event_us, sample
-from bench.raw import failures
-
-
-def step_fields(k: int, steps: int) -> dict[str, Any]:
-    """Step ``k`` (1-based) of a session: tool calls of a few hundred bytes, an answer last."""
-    from schemas.models import Answer, UseTool
-
-    last = k == steps
-    return {"observation": f"observation {k}: " + "the tool returned rows " * 4,
-            "thought": f"step {k}: " + "compare the rows and decide " * 3,
-            "action": Answer(text=f"answer after {k} steps") if last else UseTool(tool=f"tool{k % 4}",
-                                                                                  input=f"query {k}"),
-            "tool_result": None if last else f"result {k}", "tokens": 50, "cost": 1e-4, "execution_time_ms": 5}
 
 
 def sdk_part(conn: Connection, data_dir: str, schedule_json: str, part: int, parts: int, give_up_s: float) -> None:

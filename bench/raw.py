@@ -20,7 +20,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bench.load import Fleet, Schedule, merge_parts, run_schedule, serve_part
+from bench.load import Fleet, Schedule, failures, merge_parts, run_schedule, serve_part, step_fields
 from bench.measure import percentile
 from bench.proc import cpu_seconds
 
@@ -46,7 +46,6 @@ def sample_values(steps: int) -> tuple[bytes, bytes, bytes]:
     import tempfile
     from pathlib import Path
 
-    from bench.pipeline import step_fields
     from schemas.codec import Codec
     from schemas.models import SessionCompleted, SessionEvent, SessionStarted, SessionStatus, StepRecorded
     from schemas.registry import registry_for
@@ -221,19 +220,3 @@ def measure_raw(rate: float, schedule: Schedule, *, processes: int, partitions: 
     say(f"  raw: p99 {record['p99_ms']} ms, lost {record['lost']}, lag p99 {record['lag_p99_ms']} ms"
         + (f" -> {'; '.join(reasons)}" if reasons else ""))
     return not reasons, record
-
-
-def failures(record: dict[str, Any], events: int, bound_ms: float, max_lag_ms: float, p99_key: str) -> list[str]:
-    """Why a probe did not sustain its rate (empty: it did). Shared by the raw and pipeline probes."""
-    reasons = [f"error: {e}" for e in record.get("errors", [])]
-    if record.get("aborted") or record["emitted"] < events:
-        reasons.append(f"generators emitted {record['emitted']:,} of {events:,} (fell behind their schedule)")
-    lag = record.get("lag_p99_ms")
-    if lag is None or lag > max_lag_ms:
-        reasons.append(f"generators ran late: lag p99 {lag} ms > {max_lag_ms:.0f} ms")
-    if record["lost"]:
-        reasons.append(f"{record['lost']:,} events lost or not delivered in time")
-    p99 = record.get(p99_key)
-    if p99 is None or not p99 <= bound_ms:
-        reasons.append(f"{p99_key} {p99} > {bound_ms:.0f} ms")
-    return reasons

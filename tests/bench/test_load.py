@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import pytest
 
-from bench.load import Schedule, Shape, merge_parts, run_schedule
+from bench.load import Schedule, Shape, failures, merge_parts, run_schedule
 
 
 def test_schedule_offers_exactly_the_rate_in_groups() -> None:
@@ -59,3 +59,15 @@ async def test_a_generator_that_falls_behind_gives_up() -> None:
     assert lags.aborted and lags.emitted < s.events
     record = merge_parts([{**lags.model_dump(), "cpu_s": 0.0}, {"error": "boom"}])
     assert record["aborted"] and record["errors"] == ["boom"]
+
+
+def test_a_probe_passes_only_on_time_complete_and_within_the_bound() -> None:
+    good = {"emitted": 100, "errors": [], "aborted": False, "lag_p99_ms": 20.0, "lost": 0, "p99_rewarded_ms": 900.0}
+    assert failures(good, 100, 2000, 250, "p99_rewarded_ms") == []
+    bad = {**good, "emitted": 90, "lag_p99_ms": 300.0, "lost": 3, "p99_rewarded_ms": None, "errors": ["x"]}
+    assert failures(bad, 100, 2000, 250, "p99_rewarded_ms") == [
+        "error: x", "generators emitted 90 of 100 (fell behind their schedule)",
+        "generators ran late: lag p99 300.0 ms > 250 ms", "3 events lost or not delivered in time",
+        "p99_rewarded_ms None > 2000 ms"]
+    assert failures({**good, "p99_rewarded_ms": 2000.1}, 100, 2000, 250, "p99_rewarded_ms") == [
+        "p99_rewarded_ms 2000.1 > 2000 ms"]
