@@ -98,10 +98,11 @@ def summarize(runs: list[dict[str, SearchResult]], opts: IngestOptions, wall_s: 
     for key in ("p50_trajectory_ms", "p99_trajectory_ms", "p50_judged_ms", "p99_judged_ms",
                 "p50_rewarded_ms", "p99_rewarded_ms"):
         out[key] = _median([b.get(key) for b in best])
-    out["lost"] = max((b.get("lost", 0) for b in best), default=0)
-    out["duplicated"] = max((b.get("duplicated", 0) for b in best), default=0)
+    passed = [b for b in best if b]  # no passing probe: nothing to vouch for (null, not a vacuous 0)
+    out["lost"] = max((b["lost"] for b in passed), default=None)
+    out["duplicated"] = max((b["duplicated"] for b in passed), default=None)
     components = ("agents", "broker", "worker", "sink", "store", "total")
-    out["cpu_us_per_event"] = {c: _median([b["cpu_us_per_event"][c] for b in best if b]) for c in components}
+    out["cpu_us_per_event"] = {c: _median([b["cpu_us_per_event"][c] for b in passed]) for c in components}
     spreads = {"sustained_events_per_s": spread(sustained)}
     if any(b.get("p99_rewarded_ms") is not None for b in best):
         spreads["p99_rewarded_ms"] = spread([b["p99_rewarded_ms"] for b in best if b.get("p99_rewarded_ms")])
