@@ -45,6 +45,8 @@ class AgentConfig(BaseModel):
     reflection_interval: int = Field(3, ge=1, description="reflect on the trajectory every N steps")
     pattern_limit: int = Field(3, ge=0, le=20, description="success patterns shown in the prompts")
     cost_per_1k_tokens: float = Field(0.0, ge=0, description="price used for each step's cost")
+    token_traces: bool = Field(True, description="record each completion's token ids and logprobs in the step "
+                                                 "(asked in vLLM's dialect; dropped if the endpoint refuses)")
 
     def as_strings(self) -> dict[str, str]:
         """The flat string map that ``SessionStarted.agent_config`` carries."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -62,13 +63,66 @@ def replay(trajectories: Annotated[int, typer.Option(help="trajectories to produ
     emit(bench_replay(trajectories, runs=runs, steps=steps, engine=engine, baseline=baseline))
 
 
+@bench_app.command("serve")
+def serve(model_dir: Annotated[Path | None, typer.Option(help="HF model directory (default: the SmolLM2 that "
+                                                              "`art models base` converted)")] = None,
+          chats: Annotated[int, typer.Option(help="concurrent chats (and sequential baseline calls)")] = 8,
+          max_tokens: Annotated[int, typer.Option(help="completion tokens per chat (exactly, both sides)")] = 64,
+          repeats: Annotated[int, typer.Option(help="runs per side (medians, spread printed)")] = 3) -> None:
+    """Completion tokens/s of `art serve` with concurrent chats against sequential generate() on the same model."""
+    from bench.measure import emit
+    from bench.serve import bench_serve
+
+    if chats < 1 or max_tokens < 1 or repeats < 1:
+        raise typer.BadParameter("--chats, --max-tokens and --repeats must be at least 1")
+    emit(bench_serve(model_dir or _converted_model(), chats=chats, max_tokens=max_tokens, repeats=repeats))
+
+
+@bench_app.command("proxy")
+def proxy(rate: Annotated[float, typer.Option(help="calls/s of the open-loop latency rounds")] = 200.0,
+          seconds: Annotated[float, typer.Option(help="length of each round")] = 5.0,
+          repeats: Annotated[int, typer.Option(help="direct/proxied round pairs (medians, spread)")] = 3,
+          concurrency: Annotated[int, typer.Option(help="callers of the closed-loop throughput rounds")] = 32) -> None:
+    """Latency the recording proxy adds per call (p50/p99) and calls/s, against the same upstream called
+    directly in the same run; lost = proxied calls without their step event on the topic."""
+    from bench.measure import emit
+    from bench.proxy import bench_proxy
+
+    if rate <= 0 or seconds <= 0 or repeats < 1 or concurrency < 1:
+        raise typer.BadParameter("--rate and --seconds must be positive, --repeats and --concurrency at least 1")
+    emit(bench_proxy(rate=rate, seconds=seconds, repeats=repeats, concurrency=concurrency))
+
+
 @bench_app.command("train")
 def train(steps: Annotated[int, typer.Option(help="optimizer steps per measurement")] = 10,
-          repeats: Annotated[int, typer.Option(help="alternating fresh processes per side (medians)")] = 3) -> None:
-    """Training tokens/s of `art train` against the HF Trainer on the same tiny model and data."""
+          repeats: Annotated[int, typer.Option(help="alternating fresh processes per side (medians)")] = 3,
+          model: Annotated[str, typer.Option(help="tiny (≈20M, built here) or smollm2 (`art models base`)")] = "tiny",
+          batch_size: Annotated[int, typer.Option(help="examples per step")] = 8,
+          workdir: Annotated[Path | None, typer.Option(help="folder for the model and data (default: a new "
+                                                            "temporary folder)")] = None) -> None:
+    """Training tokens/s of `art train` against the HF Trainer on the same model and data."""
     from bench.train import bench_train
 
-    bench_train(steps=steps, repeats=repeats)  # prints per-run lines, then the JSON summary last
+    if model not in ("tiny", "smollm2"):
+        raise typer.BadParameter(f"--model must be tiny or smollm2, not {model!r}")
+    if steps < 2 or repeats < 1 or batch_size < 1:
+        raise typer.BadParameter("--steps must be at least 2 (step 1 is the untimed warm-up), --repeats and "
+                                 "--batch-size at least 1")
+    path = _converted_model() if model == "smollm2" else None
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+    bench_train(steps=steps, repeats=repeats, model=path, batch_size=batch_size, workdir=workdir)  # JSON summary last
+
+
+def _converted_model() -> Path:
+    """The SmolLM2 `art models base` converted, or a one-line error and exit 1."""
+    from bench.serve import default_model_dir
+
+    try:
+        return default_model_dir()
+    except FileNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def register(app: typer.Typer) -> None:

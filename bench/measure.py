@@ -43,14 +43,15 @@ class RatioRefused(ValueError):
 
 
 def spread(values: Sequence[float]) -> Spread:
-    """Median, min/max and their distance from the median in % (0 when the median is 0)."""
+    """Median, min/max and their distance from the median in % of its size (0 when the median is 0;
+    a difference such as "latency added" can have a negative median, the distances stay positive)."""
     if not values:
         raise ValueError("spread of no measurements")
     med = statistics.median(values)
     lo, hi = min(values), max(values)
 
     def pct(x: float) -> float:
-        return round(100.0 * x / med, 1) if med else 0.0
+        return round(100.0 * x / abs(med), 1) if med else 0.0
 
     low, high = pct(med - lo), pct(hi - med)
     return Spread(n=len(values), median=med, min=lo, max=hi, low_pct=low, high_pct=high,

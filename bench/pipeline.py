@@ -30,6 +30,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -84,11 +85,13 @@ class StackUnderTest:
         self.proc: Any = None
         self.client: Any = None
         self.info: Any = None
+        self._reader = ExitStack()
 
     def start(self, timeout_s: float = 180.0) -> StackUnderTest:
         from schemas.runtime import read_stack_info
+        from schemas.settings import load_config
         from stack import processes
-        from store.clickhouse import connect
+        from store.clickhouse import reader
 
         started = time.monotonic()
         env = {**os.environ, "ART_STORAGE_DATA_DIR": str(self.data_dir),
@@ -103,8 +106,9 @@ class StackUnderTest:
                 raise RuntimeError(f"`art up` did not start (see {self.data_dir / 'up.log'})")
             time.sleep(0.2)
         self.info = info
-        self.client = connect(info.clickhouse_url, "art", readonly=1)
-        try:
+        try:  # the stack's gateway, as any reader reaches it (read-only, decided by ClickHouse)
+            self.client = self._reader.enter_context(reader(load_config(environ={
+                "ART_STORAGE_DATA_DIR": str(self.data_dir)})))
             self._warm_up(timeout_s - (time.monotonic() - started))
         except BaseException:
             self.stop()
@@ -147,8 +151,7 @@ class StackUnderTest:
     def stop(self) -> None:
         from stack import processes
 
-        if self.client is not None:
-            self.client.close()
+        self._reader.close()
         if self.proc is not None:
             processes.stop(self.proc, grace_s=30.0)
         shutil.rmtree(self.data_dir, ignore_errors=True)

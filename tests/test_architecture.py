@@ -13,13 +13,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
-    "streams": {"consumers", "trainer", "stack", "bench"},
-    "consumers": {"streams", "trainer", "stack", "bench"},
-    "trainer": {"streams", "consumers", "stack", "bench"},
-    "schemas": {"streams", "consumers", "trainer", "agents", "judges", "store", "stack", "bench"},
-    "judges": {"streams", "consumers", "trainer", "stack", "bench"},
-    "store": {"streams", "consumers", "trainer", "agents", "judges", "stack", "bench"},
-    "agents": {"bench"},
+    "streams": {"consumers", "trainer", "stack", "bench", "serving"},
+    "consumers": {"streams", "trainer", "stack", "bench", "serving"},
+    "trainer": {"streams", "consumers", "stack", "bench", "serving"},
+    "schemas": {"streams", "consumers", "trainer", "agents", "judges", "store", "stack", "bench", "serving"},
+    "judges": {"streams", "consumers", "trainer", "stack", "bench", "serving"},
+    "store": {"streams", "consumers", "trainer", "agents", "judges", "stack", "bench", "serving"},
+    # serving reads the registry (trainer) and answers agents over HTTP: it never touches the pipeline
+    "serving": {"streams", "consumers", "agents", "judges", "stack", "bench"},
+    "agents": {"bench", "serving"},  # agents reach a served model over HTTP only, like any other endpoint
+    # capture reaches the pipeline only through the tracking SDK and the schemas
+    "agents/capture": {"streams", "consumers", "trainer", "store", "judges", "stack", "bench", "serving"},
 }
 
 
@@ -49,7 +53,8 @@ def test_benchmarks_live_in_bench() -> None:
 
 def test_pipeline_and_cli_import_without_torch() -> None:
     code = ("import sys, stack.cli, streams.sessions, streams.judging, consumers.sink, consumers.replay, "
-            "agents.tracking, agents.runner, judges; stack.cli._register_all(); "
+            "agents.tracking, agents.runner, agents.capture.run, judges, serving.app, serving.server, "
+            "serving.vllm_sync, trainer.basemodel, bench.serve; stack.cli._register_all(); "
             "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -34,6 +34,11 @@ def test_spread_of_an_even_count_uses_the_middle_mean_and_one_value_has_none() -
     assert (one.median, one.within_pct) == (7.0, 0.0)
 
 
+def test_spread_of_a_negative_median_keeps_positive_distances() -> None:
+    s = spread([-2.0, -1.0, 0.5])
+    assert (s.median, s.low_pct, s.high_pct, s.within_pct) == (-1.0, 100.0, 150.0, 150.0)
+
+
 def test_spread_of_zero_median_and_of_nothing() -> None:
     assert spread([0.0, 0.0]).within_pct == 0.0
     with pytest.raises(ValueError, match="no measurements"):
