@@ -88,8 +88,10 @@ def proxy(rate: Annotated[float, typer.Option(help="calls/s of the open-loop lat
     from bench.measure import emit
     from bench.proxy import bench_proxy
 
-    if rate <= 0 or seconds <= 0 or repeats < 1 or concurrency < 1:
-        raise typer.BadParameter("--rate and --seconds must be positive, --repeats and --concurrency at least 1")
+    if rate <= 0 or seconds <= 0:
+        raise typer.BadParameter("--rate and --seconds must be positive")
+    if repeats < 1 or concurrency < 1:
+        raise typer.BadParameter("--repeats and --concurrency must be at least 1")
     emit(bench_proxy(rate=rate, seconds=seconds, repeats=repeats, concurrency=concurrency))
 
 
@@ -105,9 +107,10 @@ def train(steps: Annotated[int, typer.Option(help="optimizer steps per measureme
 
     if model not in ("tiny", "smollm2"):
         raise typer.BadParameter(f"--model must be tiny or smollm2, not {model!r}")
-    if steps < 2 or repeats < 1 or batch_size < 1:
-        raise typer.BadParameter("--steps must be at least 2 (step 1 is the untimed warm-up), --repeats and "
-                                 "--batch-size at least 1")
+    if steps < 2:
+        raise typer.BadParameter("--steps must be at least 2 (step 1 is the untimed warm-up)")
+    if repeats < 1 or batch_size < 1:
+        raise typer.BadParameter("--repeats and --batch-size must be at least 1")
     path = _converted_model() if model == "smollm2" else None
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
