@@ -2,28 +2,48 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from pydantic import ValidationError
 
 bench_app = typer.Typer(help="Benchmarks (each prints one JSON object as its last line).", no_args_is_help=True)
-console = Console(stderr=True)
 
 
 @bench_app.command("ingest")
-def ingest(agents: Annotated[int, typer.Option(help="number of agents")] = 200,
-           steps: Annotated[int, typer.Option(help="steps per agent")] = 100,
+def ingest(duration: Annotated[float, typer.Option(help="seconds of arrivals per offered rate")] = 30.0,
+           steps: Annotated[int, typer.Option(help="steps per session")] = 20,
+           think_ms: Annotated[float, typer.Option(help="pause between a session's events (ms)")] = 250.0,
+           group_size: Annotated[int, typer.Option(help="sessions per RULER group, run side by side")] = 4,
+           bound_ms: Annotated[float, typer.Option(help="p99 emit-to-reward bound (ms)")] = 2000.0,
+           max_lag_ms: Annotated[float, typer.Option(help="p99 generator lateness allowed (ms)")] = 250.0,
+           start_rate: Annotated[float, typer.Option(help="first offered rate (events/s)")] = 2000.0,
+           factor: Annotated[float, typer.Option(help="coarse step between offered rates")] = 2.0,
+           refine: Annotated[int, typer.Option(help="bisections after the coarse search")] = 3,
+           max_rate: Annotated[float, typer.Option(help="highest offered rate tried")] = 200_000.0,
+           min_rate: Annotated[float, typer.Option(help="lowest offered rate tried (below: sustained 0)")] = 250.0,
+           drain_s: Annotated[float, typer.Option(help="wait for the last rewards after the last event (s)")] = 10.0,
            processes: Annotated[int, typer.Option(help="agent processes")] = 2,
            workers: Annotated[int, typer.Option(help="stream worker processes")] = 1,
-           sinks: Annotated[int, typer.Option(help="sink processes")] = 1) -> None:
-    """Agents -> Kafka -> stream + sink -> rows visible in ClickHouse, against raw aiokafka."""
-    from bench.ingest import run
+           sinks: Annotated[int, typer.Option(help="sink processes")] = 1,
+           repeats: Annotated[int, typer.Option(help="whole searches (medians and spread)")] = 1,
+           baseline: Annotated[bool, typer.Option(help="search the raw aiokafka baseline too")] = True) -> None:
+    """Highest offered rate with p99 emit-to-reward within the bound and nothing lost, against raw aiokafka."""
+    from bench.ingest import IngestOptions, run
+    from bench.load import Shape
+    from bench.measure import emit, progress
 
-    result = run(agents, steps, processes, workers, sinks, progress=lambda m: console.print(m))
-    print(json.dumps(result))
+    try:
+        opts = IngestOptions(shape=Shape(steps=steps, think_s=think_ms / 1000.0, group_size=group_size),
+                             duration_s=duration, bound_ms=bound_ms, max_lag_ms=max_lag_ms, start_rate=start_rate,
+                             factor=factor, refine=refine, max_rate=max_rate, min_rate=min_rate,
+                             drain_s=drain_s, processes=processes,
+                             workers=workers, sinks=sinks, repeats=repeats, baseline=baseline)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise typer.BadParameter(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+    emit(run(opts, progress))
 
 
 @bench_app.command("chaos")
@@ -35,21 +55,26 @@ def chaos(sessions: Annotated[int, typer.Option(help="agent sessions (10-30 step
           ) -> None:
     """Kill -9s and poison against `art up`: lost, duplicated, dead letters vs bad records sent, recovery per kill."""
     from bench.chaos import run
+    from bench.measure import emit, progress
 
-    print(json.dumps(run(sessions, kills, fuzz, processes, seed, progress=lambda m: console.print(m))))
+    emit(run(sessions, kills, fuzz, processes, seed, progress=progress))
 
 
 @bench_app.command("replay")
-def replay(trajectories: Annotated[int, typer.Option(help="trajectories to produce, then re-score")] = 20_000,
+def replay(trajectories: Annotated[int, typer.Option(help="trajectories to produce, then re-score")] = 100_000,
+           runs: Annotated[int, typer.Option(help="measurements (median and spread)")] = 3,
            steps: Annotated[int, typer.Option(help="steps per trajectory")] = 5,
            engine: Annotated[str, typer.Option(help="sql (columnar, in ClickHouse) or python")] = "sql",
-           baseline: Annotated[bool, typer.Option(help="also time the other engine in the same run")] = False) -> None:
+           baseline: Annotated[bool, typer.Option(help="also time the other engine in each run")] = False) -> None:
     """Replay re-score rate with the heuristic judge, against the raw consume rate of the same topic."""
-    from consumers.replay_bench import bench_replay
+    from bench.measure import emit
+    from bench.replay import bench_replay
 
     if engine not in ("sql", "python"):
         raise typer.BadParameter(f"--engine must be sql or python, not {engine!r}")
-    print(json.dumps(bench_replay(trajectories, steps=steps, engine=engine, baseline=baseline)))
+    if trajectories < 1 or runs < 1 or steps < 1:
+        raise typer.BadParameter("--trajectories, --runs and --steps must be at least 1")
+    emit(bench_replay(trajectories, runs=runs, steps=steps, engine=engine, baseline=baseline))
 
 
 @bench_app.command("serve")
@@ -59,15 +84,14 @@ def serve(model_dir: Annotated[Path | None, typer.Option(help="HF model director
           max_tokens: Annotated[int, typer.Option(help="completion tokens per chat (exactly, both sides)")] = 64,
           repeats: Annotated[int, typer.Option(help="runs per side (medians, spread printed)")] = 3) -> None:
     """Completion tokens/s of `art serve` with concurrent chats against sequential generate() on the same model."""
-    from bench.serve import bench_serve, default_model_dir
+    from bench.measure import emit
+    from bench.serve import bench_serve
 
-    try:
-        path = model_dir or default_model_dir()
-    except FileNotFoundError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-    print(json.dumps(bench_serve(path, chats=chats, max_tokens=max_tokens, repeats=repeats,
-                                 say=lambda m: console.print(m))))
+    if chats < 1 or max_tokens < 1 or repeats < 1:
+        raise typer.BadParameter("--chats, --max-tokens and --repeats must be at least 1")
+    emit(bench_serve(model_dir or _converted_model(), chats=chats, max_tokens=max_tokens, repeats=repeats))
+
+
 @bench_app.command("proxy")
 def proxy(rate: Annotated[float, typer.Option(help="calls/s of the open-loop latency rounds")] = 200.0,
           seconds: Annotated[float, typer.Option(help="length of each round")] = 5.0,
@@ -75,10 +99,14 @@ def proxy(rate: Annotated[float, typer.Option(help="calls/s of the open-loop lat
           concurrency: Annotated[int, typer.Option(help="callers of the closed-loop throughput rounds")] = 32) -> None:
     """Latency the recording proxy adds per call (p50/p99) and calls/s, against the same upstream called
     directly in the same run; lost = proxied calls without their step event on the topic."""
+    from bench.measure import emit
     from bench.proxy import bench_proxy
 
-    print(json.dumps(bench_proxy(rate=rate, seconds=seconds, repeats=repeats, concurrency=concurrency,
-                                 progress=lambda m: console.print(m))))
+    if rate <= 0 or seconds <= 0:
+        raise typer.BadParameter("--rate and --seconds must be positive")
+    if repeats < 1 or concurrency < 1:
+        raise typer.BadParameter("--repeats and --concurrency must be at least 1")
+    emit(bench_proxy(rate=rate, seconds=seconds, repeats=repeats, concurrency=concurrency))
 
 
 @bench_app.command("ui")
@@ -87,9 +115,10 @@ def ui(trajectories: Annotated[int, typer.Option(help="synthetic trajectories in
        workdir: Annotated[Path | None, typer.Option(help="folder for the temporary store")] = None) -> None:
     """Trajectory list page times of `art ui` (through its read-only path) at a million rows, against the
     reader's floor and naive OFFSET paging in the same run."""
+    from bench.measure import emit, progress
     from bench.ui import bench_ui
 
-    print(json.dumps(bench_ui(trajectories, repeats=repeats, workdir=workdir, say=lambda m: console.print(m))))
+    emit(bench_ui(trajectories, repeats=repeats, workdir=workdir, say=progress))
 
 
 @bench_app.command("train")
@@ -100,22 +129,29 @@ def train(steps: Annotated[int, typer.Option(help="optimizer steps per measureme
           workdir: Annotated[Path | None, typer.Option(help="folder for the model and data (default: a new "
                                                             "temporary folder)")] = None) -> None:
     """Training tokens/s of `art train` against the HF Trainer on the same model and data."""
-    from trainer.bench import bench_train
+    from bench.train import bench_train
 
     if model not in ("tiny", "smollm2"):
         raise typer.BadParameter(f"--model must be tiny or smollm2, not {model!r}")
-    path = None
-    if model == "smollm2":
-        from bench.serve import default_model_dir
-
-        try:
-            path = default_model_dir()
-        except FileNotFoundError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from None
+    if steps < 2:
+        raise typer.BadParameter("--steps must be at least 2 (step 1 is the untimed warm-up)")
+    if repeats < 1 or batch_size < 1:
+        raise typer.BadParameter("--repeats and --batch-size must be at least 1")
+    path = _converted_model() if model == "smollm2" else None
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
     bench_train(steps=steps, repeats=repeats, model=path, batch_size=batch_size, workdir=workdir)  # JSON summary last
+
+
+def _converted_model() -> Path:
+    """The SmolLM2 `art models base` converted, or a one-line error and exit 1."""
+    from bench.serve import default_model_dir
+
+    try:
+        return default_model_dir()
+    except FileNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def register(app: typer.Typer) -> None:

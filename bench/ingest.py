@@ -1,163 +1,151 @@
-"""End-to-end ingestion benchmark: agents in several processes -> rows visible in ClickHouse.
+"""`art bench ingest`: the highest offered rate the whole pipeline sustains, against raw Kafka.
 
-Baselines, same run, same machine: aiokafka producing and consuming the same encoded bytes with no
-processing, once with record batches built per partition (the SDK's way; ``ratio``) and once with
-one ``send`` per event (``ratio_vs_per_send``). Lost/duplicated are counted from ClickHouse
-against what was sent.
+An open-loop load test (``bench.load``): agent processes emit sessions through the tracking SDK at
+a fixed offered rate for ``duration_s``; per trajectory the time from the emit of its last event to
+its trajectory, judgment and reward rows in ClickHouse is measured (``bench.pipeline``). A probe
+passes when nothing is lost, no trajectory is incomplete, the agents kept their schedule and the
+p99 emit-to-reward latency is within ``bound_ms``. ``bench.rate_search`` finds the highest passing
+rate on a fixed grid: ``sustained_events_per_s``. The raw baseline (``bench.raw``: aiokafka produce
++ consume of the same bytes on the same schedule, per-event latency under the same bound) is then
+searched on the same grid, from that rate upwards, in the same run: ``ratio`` = ours / raw.
+``cpu_us_per_event`` (from /proc, per component) is taken from the sustained probe.
+
+Time: a probe takes ``duration_s`` + one session length + up to ``drain_s``, plus ≈ 30 s for a
+fresh stack after a failed probe. Defaults (30 s, 20 steps × 0.25 s, 2k events/s start, factor 2,
+3 refinements) need about 6 pipeline and 7 raw probes: ≈ 12 minutes on a quiet 2-core machine.
 """
 
 from __future__ import annotations
 
-import asyncio
-import multiprocessing as mp
 import os
-import tempfile
+import statistics
 import time
-import uuid
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import BaseModel, Field
 
-from schemas.settings import load_config
-from schemas.topics import TopicSpec
-from stack.broker import ensure_topics
-from stack.supervisor import Stack
-from store.clickhouse import writer
-
-
-def _agent_process(data_dir: str, first: int, count: int, steps: int, start_at: float) -> None:
-    from agents.tracking import Tracker
-    from schemas.models import SessionStatus, UseTool
-
-    cfg = load_config(environ={"ART_STORAGE_DATA_DIR": data_dir})
-
-    async def one(tracker: Tracker, i: int) -> None:
-        session = await tracker.start_session(agent_name=f"bench-{i % 8}", objective=f"bench task {i}",
-                                              group_id=f"g{i // 4}", model="bench")
-        for s in range(steps):
-            await session.record_step(observation="observation " * 8, thought="thinking " * 8,
-                                      action=UseTool(tool=f"tool{s % 4}", input=f"input {s}"), tokens=50, cost=1e-4,
-                                      execution_time_ms=5)
-        await session.complete("done", SessionStatus.succeeded)
-
-    async def main() -> None:
-        async with Tracker.from_config(cfg, max_pending=20_000, linger_ms=10) as tracker:
-            await asyncio.sleep(max(0.0, start_at - time.time()))
-            await asyncio.gather(*(one(tracker, first + i) for i in range(count)))
-
-    asyncio.run(main())
+from bench.load import Schedule, Shape
+from bench.measure import describe, ratio_fields, repeat, spread
+from bench.pipeline import PipelineProbe
+from bench.rate_search import SearchResult, search
 
 
-async def _raw_rate(bootstrap: str, topic: str, payloads: list[bytes], partitions: int, *, batched: bool) -> float:
-    """aiokafka produce + consume of the same bytes, concurrently, no processing: events/s.
+class IngestOptions(BaseModel):
+    shape: Shape = Field(default_factory=Shape)
+    duration_s: float = Field(30.0, gt=0, description="arrivals per offered rate")
+    bound_ms: float = Field(2000.0, gt=0, description="p99 emit-to-reward latency bound")
+    max_lag_ms: float = Field(250.0, gt=0, description="p99 lateness of the generators against their schedule")
+    drain_s: float = Field(10.0, ge=0, description="wait after the last due event for the last rewards")
+    give_up_s: float = Field(5.0, gt=0, description="a generator this late stops: the rate is not offered")
+    start_rate: float = Field(2000.0, gt=0)
+    factor: float = Field(2.0, gt=1)
+    refine: int = Field(3, ge=0, le=6)
+    max_rate: float = Field(200_000.0, gt=0)
+    min_rate: float = Field(250.0, gt=0, description="below this the search gives up: sustained 0")
+    processes: int = Field(2, ge=1, description="agent (generator) processes")
+    workers: int = Field(1, ge=1)
+    sinks: int = Field(1, ge=1)
+    partitions: int = Field(6, ge=1, description="session-events partitions (raw topic too)")
+    repeats: int = Field(1, ge=1, description="whole searches; medians and spread across them")
+    baseline: bool = True
 
-    ``batched``: produced with aiokafka's fastest path, record batches built per partition (what the
-    SDK does); otherwise one ``send`` per record (aiokafka's ordinary API)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, max_batch_size=512 * 1024)
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"raw-{uuid.uuid4().hex[:6]}",
-                                auto_offset_reset="earliest", max_poll_records=5000)
-    await producer.start()
-    await consumer.start()
+
+def search_once(opts: IngestOptions, say: Callable[[str], None]) -> dict[str, Any]:
+    """One search of the pipeline, then of the raw baseline from the pipeline's result upwards."""
+    from bench.raw import measure_raw
+
+    pipeline = PipelineProbe(shape=opts.shape, duration_s=opts.duration_s, processes=opts.processes,
+                             workers=opts.workers, sinks=opts.sinks, bound_ms=opts.bound_ms,
+                             max_lag_ms=opts.max_lag_ms, drain_s=opts.drain_s, give_up_s=opts.give_up_s, say=say)
+    grid = {"factor": opts.factor, "refine": opts.refine, "max_rate": opts.max_rate, "min_rate": opts.min_rate,
+            "say": say}
+    say("pipeline: agents (SDK) -> broker -> stream worker -> sink -> ClickHouse")
     try:
-        start = time.perf_counter()
-
-        async def produce_each() -> None:
-            for i, p in enumerate(payloads):
-                await producer.send(topic, p, key=str(i % 1000).encode())
-            await producer.flush()
-
-        async def produce() -> None:
-            futures = []
-            for partition in range(partitions):
-                builder = producer.create_batch()
-                for i in range(partition, len(payloads), partitions):
-                    if builder.append(key=str(i % 1000).encode(), value=payloads[i], timestamp=None) is None:
-                        futures.append(await producer.send_batch(builder, topic, partition=partition))
-                        builder = producer.create_batch()
-                        builder.append(key=str(i % 1000).encode(), value=payloads[i], timestamp=None)
-                futures.append(await producer.send_batch(builder, topic, partition=partition))
-            await asyncio.gather(*futures)
-
-        task = asyncio.create_task(produce() if batched else produce_each())
-        received = 0
-        while received < len(payloads):
-            batch = await consumer.getmany(timeout_ms=200)
-            received += sum(len(v) for v in batch.values())
-        await task
-        return len(payloads) / (time.perf_counter() - start)
+        ours = search(pipeline, start=opts.start_rate, **grid)
     finally:
-        await producer.stop()
-        await consumer.stop()
+        pipeline.close()
+    out: dict[str, Any] = {"pipeline": ours}
+    if opts.baseline:
+        say("raw baseline: aiokafka produce + consume, same schedule and bytes")
+
+        def raw(rate: float) -> tuple[bool, dict[str, Any]]:
+            schedule = Schedule(rate=rate, duration_s=opts.duration_s, shape=opts.shape, tag="raw")
+            return measure_raw(rate, schedule, processes=opts.processes, partitions=opts.partitions,
+                               bound_ms=opts.bound_ms, max_lag_ms=opts.max_lag_ms, drain_s=opts.drain_s,
+                               give_up_s=opts.give_up_s, say=say)
+
+        out["raw"] = search(raw, start=ours.sustained or opts.start_rate, **grid)
+    return out
 
 
-def run(agents: int = 200, steps: int = 100, processes: int = 2, workers: int = 1, sinks: int = 1,
-        progress: Any = None) -> dict[str, Any]:
-    data_dir = Path(tempfile.mkdtemp(prefix="art-bench-"))
-    cfg = load_config(environ={"ART_STORAGE_DATA_DIR": str(data_dir)})
-    stack = Stack(cfg, workers=workers, sinks=sinks)
-    info = stack.start()
-    try:
-        client = writer(cfg, info.clickhouse_url)
-        expected = agents * steps
-        # baseline: same bytes as the pipeline will carry
-        from agents.tracking import Tracker
-        from schemas.models import SessionEvent, StepRecorded, UseTool
+def _best(result: SearchResult) -> dict[str, Any]:
+    """The record of the sustained probe ({} when nothing passed)."""
+    return next((p.detail for p in result.probes if p.ok and p.rate == result.sustained), {})
 
-        codec = Tracker.from_config(cfg).codec
-        raw_topic = TopicSpec(f"bench-raw-{uuid.uuid4().hex[:6]}", cfg.kafka.session_partitions, "art.SessionEvent")
-        ensure_topics(info.bootstrap, [raw_topic])
-        sample = codec.encode(raw_topic.name, SessionEvent(session_id="x", seq=1, agent_name="bench-1", payload=(
-            StepRecorded(step_number=0, observation="observation " * 8, thought="thinking " * 8,
-                         action=UseTool(tool="tool1", input="input 1"), tokens=50, cost=1e-4))))
-        raw_rate = asyncio.run(_raw_rate(info.bootstrap, raw_topic.name, [sample] * expected, raw_topic.partitions,
-                                         batched=True))
-        raw_each = TopicSpec(f"bench-raw-{uuid.uuid4().hex[:6]}", cfg.kafka.session_partitions, "art.SessionEvent")
-        ensure_topics(info.bootstrap, [raw_each])
-        raw_each_rate = asyncio.run(_raw_rate(info.bootstrap, raw_each.name, [sample] * expected, raw_each.partitions,
-                                              batched=False))
-        if progress:
-            progress(f"raw aiokafka produce+consume: {raw_rate:,.0f} events/s batched, {raw_each_rate:,.0f} "
-                     "one send per event")
-        time.sleep(8)  # let the worker and sink finish joining their groups
-        start_at = time.time() + 2.0
-        per = [agents // processes + (1 if i < agents % processes else 0) for i in range(processes)]
-        procs = []
-        first = 0
-        for count in per:
-            p = mp.get_context("spawn").Process(target=_agent_process,
-                                                args=(str(data_dir), first, count, steps, start_at))
-            p.start()
-            procs.append(p)
-            first += count
-        seen = 0
-        while seen < expected:
-            time.sleep(0.25)
-            seen = client.query("SELECT count() FROM steps").result_rows[0][0]
-            if progress:
-                progress(f"steps visible: {seen:,}/{expected:,}")
-            if time.time() - start_at > 600:
-                break
-        end = time.time()
-        for p in procs:
-            p.join()
-        time.sleep(1.0)
-        total, distinct, p50, p99, first_emit, last_visible, last_emit = client.query(
-            "SELECT count(), count(DISTINCT (session_id, seq)), "
-            "quantile(0.5)(dateDiff('millisecond', emitted_at, inserted_at)), "
-            "quantile(0.99)(dateDiff('millisecond', emitted_at, inserted_at)), "
-            "toFloat64(min(emitted_at)), toFloat64(max(inserted_at)), toFloat64(max(emitted_at)) "
-            "FROM steps").result_rows[0]
-        seconds = float(last_visible) - float(first_emit)
-        rate = distinct / seconds if seconds > 0 else 0.0
-        trajectories = client.query("SELECT count() FROM trajectories").result_rows[0][0]
-        return {"events": expected, "seconds": round(seconds, 3), "events_per_s": round(rate, 1),
-                "raw_events_per_s": round(raw_rate, 1), "ratio": round(rate / raw_rate, 3) if raw_rate else 0.0,
-                "raw_per_send_events_per_s": round(raw_each_rate, 1),
-                "ratio_vs_per_send": round(rate / raw_each_rate, 3) if raw_each_rate else 0.0,
-                "p50_ms": float(p50), "p99_ms": float(p99), "lost": expected - distinct, "duplicated": total - distinct,
-                "trajectories": trajectories, "agents": agents, "steps": steps, "processes": processes,
-                "wall_s": round(end - start_at, 3), "cpus": os.cpu_count(),
-                "emit_seconds": round(float(last_emit) - float(first_emit), 3)}
-    finally:
-        stack.stop()
+
+def _median(values: list[Any]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), 1) if present else None
+
+
+def summarize(runs: list[dict[str, SearchResult]], opts: IngestOptions, wall_s: float) -> dict[str, Any]:
+    """The JSON line: medians over repeated searches, their spread, the per-probe records."""
+    ours = [r["pipeline"] for r in runs]
+    best = [_best(r) for r in ours]
+    sustained = [r.sustained for r in ours]
+    out: dict[str, Any] = {"sustained_events_per_s": statistics.median(sustained)}
+    for key in ("p50_trajectory_ms", "p99_trajectory_ms", "p50_judged_ms", "p99_judged_ms",
+                "p50_rewarded_ms", "p99_rewarded_ms"):
+        out[key] = _median([b.get(key) for b in best])
+    passed = [b for b in best if b]  # no passing probe: nothing to vouch for (null, not a vacuous 0)
+    out["lost"] = max((b["lost"] for b in passed), default=None)
+    out["duplicated"] = max((b["duplicated"] for b in passed), default=None)
+    components = ("agents", "broker", "worker", "sink", "store", "total")
+    out["cpu_us_per_event"] = {c: _median([b["cpu_us_per_event"][c] for b in passed]) for c in components}
+    spreads = {"sustained_events_per_s": spread(sustained)}
+    if any(b.get("p99_rewarded_ms") is not None for b in best):
+        spreads["p99_rewarded_ms"] = spread([b["p99_rewarded_ms"] for b in best if b.get("p99_rewarded_ms")])
+    out["resolution_pct"] = _median([r.resolution_pct for r in ours])
+    out["at_ceiling"] = any(r.at_ceiling for r in ours)
+    if opts.baseline:
+        raws = [r["raw"] for r in runs]
+        raw_best = [_best(r) for r in raws]
+        raw_sustained = [r.sustained for r in raws]
+        out["raw_sustained_events_per_s"] = statistics.median(raw_sustained)
+        out["raw_p99_ms"] = _median([b.get("p99_ms") for b in raw_best])
+        out["raw_cpu_us_per_event"] = {c: _median([b["cpu_us_per_event"][c] for b in raw_best if b])
+                                       for c in ("generators", "broker", "consumer", "total")}
+        out["raw_at_ceiling"] = any(r.at_ceiling for r in raws)
+        spreads["raw_sustained_events_per_s"] = spread(raw_sustained)
+        baseline_s = min((b.get("emit_s", 0.0) for b in raw_best), default=0.0)
+        out.update(ratio_fields(out["sustained_events_per_s"], out["raw_sustained_events_per_s"], baseline_s))
+        out["raw_baseline_s"] = baseline_s
+    else:
+        out.update({"raw_sustained_events_per_s": None, "ratio": None, "ratio_refused": "no ratio: --no-baseline"})
+    out["spread"] = {k: v.model_dump() for k, v in spreads.items()}
+    out["runs"] = [{"sustained_events_per_s": r["pipeline"].sustained, "failed_at": r["pipeline"].failed_at,
+                    **({"raw_sustained_events_per_s": r["raw"].sustained, "raw_failed_at": r["raw"].failed_at}
+                       if "raw" in r else {}),
+                    "probes": [p.detail for res in r.values() for p in res.probes]} for r in runs]
+    out["settings"] = opts.model_dump() | {"cpus": os.cpu_count()}
+    out["wall_s"] = round(wall_s, 1)
+    return out
+
+
+def run(opts: IngestOptions, say: Callable[[str], None]) -> dict[str, Any]:
+    started = time.monotonic()
+    probe_s = opts.duration_s + opts.shape.session_s + opts.drain_s / 2
+    say(f"ingest: {opts.shape.steps} steps × {opts.shape.think_s:.2f} s per session, groups of "
+        f"{opts.shape.group_size}, {opts.duration_s:.0f} s per offered rate (≈ {probe_s:.0f} s a probe), "
+        f"bound p99 {opts.bound_ms:.0f} ms, {opts.repeats} search(es)")
+    runs = repeat(lambda i: search_once(opts, say), opts.repeats, label="search", say=say)
+    result = summarize(runs, opts, time.monotonic() - started)
+    for i, r in enumerate(result["runs"]):
+        for side in ("", "raw_"):
+            if f"{side}sustained_events_per_s" in r:
+                say(f"search {i + 1} {side or 'pipeline '}sustained {r[f'{side}sustained_events_per_s']:,.0f} events/s"
+                    + (f"; {r[f'{side}failed_at']:,.0f} failed" if r[f"{side}failed_at"] else "; ceiling reached"))
+    for key in result["spread"]:
+        say(describe(key, spread(result["spread"][key]["values"])))
+    return result

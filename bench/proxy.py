@@ -5,8 +5,10 @@ Processes: the embedded broker, the deterministic upstream (bench/openai_upstrea
 (`python -m agents.capture.run proxy`, the same entry `art up` spawns) and this load generator.
 Latency: an open loop at ``rate`` calls/s for ``seconds``, alternating direct and proxied rounds
 (``repeats`` each); added = proxied percentile - direct percentile of the same round. Throughput:
-a closed loop of ``concurrency`` callers, direct then proxied. Lost: every proxied call that got a
-200 must be one step event on the session-events topic (read back after the proxy stopped).
+a closed loop of ``concurrency`` callers, direct and proxied rounds alternating (``repeats`` each);
+``ratio`` = median proxied / median direct calls/s, refused when a direct round measured under 5 s.
+Every figure is a median over the rounds with its spread (bench.measure). Lost: every proxied call
+that got a 200 must be one step event on the session-events topic (read back after the proxy stopped).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Any
 import aiohttp
 from aiokafka import AIOKafkaConsumer
 
+from bench.measure import describe, percentile, progress, ratio_fields, spread
+from bench.proc import cpu_seconds
 from schemas.codec import Codec
 from schemas.models import SessionEvent, StepRecorded
 from schemas.registry import LocalRegistry
@@ -33,17 +37,6 @@ from stack import processes
 from stack.broker import EmbeddedBroker, ensure_topics, free_port
 
 Progress = Callable[[str], None]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU a process has used: per-call CPU is far steadier than latency on a shared machine."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def _wait_up(session: aiohttp.ClientSession, url: str, timeout_s: float = 60.0) -> None:
@@ -97,8 +90,8 @@ class Load:
         latencies = [r for r in results if r is not None]
         return latencies, len(latencies) / elapsed
 
-    async def closed_loop(self, base: str, concurrency: int, seconds: float, first: int) -> float:
-        """``concurrency`` callers back to back for ``seconds``: calls/s."""
+    async def closed_loop(self, base: str, concurrency: int, seconds: float, first: int) -> tuple[float, float]:
+        """``concurrency`` callers back to back for ``seconds``: (calls/s, seconds measured)."""
         deadline = time.perf_counter() + seconds
         counter = iter(range(first, first + 10_000_000))
         done = 0
@@ -111,7 +104,8 @@ class Load:
 
         start = time.perf_counter()
         await asyncio.gather(*(caller() for _ in range(concurrency)))
-        return done / (time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        return done / elapsed, elapsed
 
 
 async def _count_steps(bootstrap: str, topic: str, codec: Codec, run_id: str, idle_s: float = 5.0) -> tuple[int, int]:
@@ -158,40 +152,55 @@ async def _bench(bootstrap: str, topics: Topics, data_dir: Path, upstream: str, 
             proxied, proxied_rate = await load.open_loop(proxy, rate, seconds, 10_000_000 * (r + 2) + 5_000_000)
             proxied_ok += load.ok - before
             added50.append(statistics.median(proxied) - statistics.median(direct))
-            added99.append(_pct(proxied, 0.99) - _pct(direct, 0.99))
+            added99.append(percentile(proxied, 99) - percentile(direct, 99))
             direct_rates.append(direct_rate)
             proxy_rates.append(proxied_rate)
             progress(f"round {r + 1}/{repeats} at {rate:g} calls/s: direct p50 {statistics.median(direct):.2f} ms "
-                     f"p99 {_pct(direct, 0.99):.2f} ms; proxied p50 {statistics.median(proxied):.2f} ms "
-                     f"p99 {_pct(proxied, 0.99):.2f} ms; added p50 {added50[-1]:.2f} ms p99 {added99[-1]:.2f} ms")
-        before, upstream_cpu = load.ok, cpu_seconds(pids[0])
-        baseline_max = await load.closed_loop(upstream, concurrency, seconds, 90_000_000)
-        upstream_ms = (cpu_seconds(pids[0]) - upstream_cpu) * 1000 / max(1, load.ok - before)
-        before, proxy_cpu = load.ok, cpu_seconds(pids[1])
-        proxy_max = await load.closed_loop(proxy, concurrency, seconds, 95_000_000)
-        proxy_ms = (cpu_seconds(pids[1]) - proxy_cpu) * 1000 / max(1, load.ok - before)
-        proxied_ok += load.ok - before
-        progress(f"closed loop, {concurrency} callers: direct {baseline_max:.0f} calls/s, "
-                 f"proxied {proxy_max:.0f} calls/s; CPU per call: upstream {upstream_ms:.2f} ms, "
-                 f"proxy {proxy_ms:.2f} ms")
+                     f"p99 {percentile(direct, 99):.2f} ms; proxied p50 {statistics.median(proxied):.2f} ms "
+                     f"p99 {percentile(proxied, 99):.2f} ms; added p50 {added50[-1]:.2f} ms p99 {added99[-1]:.2f} ms")
+        closed: dict[str, list[float]] = {"direct": [], "proxied": [], "direct_s": [], "upstream_ms": [],
+                                          "proxy_ms": []}
+        for r in range(repeats):  # alternating which side goes first, as the latency rounds do
+            for side in (("direct", "proxied") if r % 2 == 0 else ("proxied", "direct")):
+                base, pid = (upstream, pids[0]) if side == "direct" else (proxy, pids[1])
+                before, cpu0 = load.ok, cpu_seconds(pid) or 0.0
+                calls_per_s, measured_s = await load.closed_loop(base, concurrency, seconds,
+                                                                 90_000_000 + 1_000_000 * (2 * r + (side == "proxied")))
+                calls = max(1, load.ok - before)
+                cpu_ms = ((cpu_seconds(pid) or 0.0) - cpu0) * 1000 / calls
+                closed[side].append(calls_per_s)
+                if side == "direct":
+                    closed["direct_s"].append(measured_s)
+                    closed["upstream_ms"].append(cpu_ms)
+                else:
+                    proxied_ok += load.ok - before
+                    closed["proxy_ms"].append(cpu_ms)
+                progress(f"closed round {r + 1}/{repeats}, {concurrency} callers, {side:>7}: {calls_per_s:.0f} calls/s "
+                         f"over {measured_s:.1f} s; CPU per call {cpu_ms:.2f} ms "
+                         f"({'upstream' if side == 'direct' else 'proxy'})")
     stop_proxy()  # completes its sessions and flushes its tracker
     codec = Codec(LocalRegistry(data_dir / "registry.json"))
     steps, duplicates = await _count_steps(bootstrap, topics.session_events.name, codec, run_id)
     progress(f"{steps} step events for {proxied_ok} proxied calls answered 200 ({duplicates} duplicates, "
              f"{load.failed} failed calls)")
-    return {"p50_added_ms": round(statistics.median(added50), 3), "p99_added_ms": round(statistics.median(added99), 3),
-            "p50_added_ms_spread": [round(min(added50), 3), round(max(added50), 3)],
-            "p99_added_ms_spread": [round(min(added99), 3), round(max(added99), 3)],
-            "rate": rate, "achieved_rate_proxied": round(statistics.median(proxy_rates), 1),
-            "achieved_rate_direct": round(statistics.median(direct_rates), 1),
-            "calls_per_s": round(proxy_max, 1), "baseline_calls_per_s": round(baseline_max, 1),
-            "concurrency": concurrency, "proxy_cpu_ms_per_call": round(proxy_ms, 3),
-            "upstream_cpu_ms_per_call": round(upstream_ms, 3), "failed_calls": load.failed,
-            "lost": max(0, proxied_ok - steps) + load.failed, "duplicates": duplicates}
+    spreads = {"p50_added_ms": spread(added50), "p99_added_ms": spread(added99),
+               "achieved_rate_proxied": spread(proxy_rates), "achieved_rate_direct": spread(direct_rates),
+               "calls_per_s": spread(closed["proxied"]), "baseline_calls_per_s": spread(closed["direct"]),
+               "proxy_cpu_ms_per_call": spread(closed["proxy_ms"]),
+               "upstream_cpu_ms_per_call": spread(closed["upstream_ms"])}
+    for name, s in spreads.items():
+        progress(describe(name, s))
+    med = {name: round(s.median, 3) for name, s in spreads.items()}
+    return {**med, **ratio_fields(spreads["calls_per_s"].median, spreads["baseline_calls_per_s"].median,
+                                  min(closed["direct_s"])),
+            "baseline_seconds": round(min(closed["direct_s"]), 2), "rate": rate, "seconds": seconds,
+            "repeats": repeats, "concurrency": concurrency, "failed_calls": load.failed,
+            "lost": max(0, proxied_ok - steps) + load.failed, "duplicates": duplicates,
+            "spread": {name: s.model_dump() for name, s in spreads.items()}}
 
 
 def bench_proxy(*, rate: float = 200.0, seconds: float = 5.0, repeats: int = 3, concurrency: int = 32,
-                progress: Progress = print) -> dict[str, Any]:
+                progress: Progress = progress) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="art-bench-proxy-") as tmp:
         data_dir = Path(tmp) / "art-data"
         (data_dir / "logs").mkdir(parents=True)

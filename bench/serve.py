@@ -5,19 +5,20 @@ Both sides use the same model object in the same process: the baseline is ``mode
 same chats at once through the real openai client to the real HTTP server (continuous batching).
 Every chat produces exactly ``max_tokens`` tokens on both sides (``min_new_tokens`` /
 vLLM's ``ignore_eos``), so the token counts are equal and the ratio compares like with like. Each
-repeat runs both sides, alternating which goes first; medians and the spread (min-max) are printed,
-the last line is one JSON object. The host is shared: wall-clock numbers move with other load.
+repeat runs both sides, alternating which goes first; medians and the spread are printed (bench.measure),
+the ratio is refused when a baseline run measured under 5 s, and the last line is one JSON object.
+The host is shared: wall-clock numbers move with other load.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from bench.measure import describe, emit, progress, ratio_fields, spread
 
 PROMPTS = [
     "Compute 17 * 23 + 4 and answer with the number.",
@@ -69,7 +70,7 @@ async def _served(url: str, chats: int, max_tokens: int) -> tuple[int, float]:
 
 
 def bench_serve(model_dir: Path, *, chats: int = 8, max_tokens: int = 64, repeats: int = 3,
-                say: Callable[[str], None] = print) -> dict[str, Any]:
+                say: Callable[[str], None] = progress) -> dict[str, Any]:
     """Run the benchmark; returns (and the CLI prints) the summary."""
     from serving.engine import Engine
     from serving.server import Server
@@ -77,6 +78,7 @@ def bench_serve(model_dir: Path, *, chats: int = 8, max_tokens: int = 64, repeat
     say(f"loading {model_dir}")
     engine = Engine.load(model_dir, max_batch=max(chats, 1))
     runs: dict[str, list[float]] = {"served": [], "baseline": []}
+    baseline_s: list[float] = []
     tokens: dict[str, int] = {}
     with Server(engine, lambda: [], model_dir, default_max_tokens=max_tokens) as server:
         asyncio.run(_served(server.url, 2, 2))  # warm-up: first-call allocations on both paths
@@ -88,20 +90,21 @@ def bench_serve(model_dir: Path, *, chats: int = 8, max_tokens: int = 64, repeat
                               else asyncio.run(_served(server.url, chats, max_tokens)))
                 tokens[side] = n
                 runs[side].append(n / seconds)
+                if side == "baseline":
+                    baseline_s.append(seconds)
                 say(f"run {r + 1}/{repeats} {side:>8}: {n} tokens in {seconds:6.1f} s = {n / seconds:7.1f} tok/s")
         peak = engine.peak_batch
 
-    def med(side: str) -> float:
-        return statistics.median(runs[side])
-
-    summary = {"tokens_per_s": round(med("served"), 2), "baseline_tokens_per_s": round(med("baseline"), 2),
-               "ratio": round(med("served") / med("baseline"), 3),
-               "tokens_per_s_min_max": [round(min(runs["served"]), 2), round(max(runs["served"]), 2)],
-               "baseline_min_max": [round(min(runs["baseline"]), 2), round(max(runs["baseline"]), 2)],
-               "completion_tokens": tokens["served"], "baseline_completion_tokens": tokens["baseline"],
-               "chats": chats, "max_tokens": max_tokens, "repeats": repeats, "peak_batch": peak,
-               "engine": "transformers+peft, continuous batching", "model": str(model_dir)}
-    return summary
+    served, baseline = spread(runs["served"]), spread(runs["baseline"])
+    say(describe("served tok/s", served))
+    say(describe("baseline tok/s", baseline))
+    return {"tokens_per_s": round(served.median, 2), "baseline_tokens_per_s": round(baseline.median, 2),
+            **ratio_fields(served.median, baseline.median, min(baseline_s)),
+            "baseline_seconds": round(min(baseline_s), 2),
+            "spread": {"tokens_per_s": served.model_dump(), "baseline_tokens_per_s": baseline.model_dump()},
+            "completion_tokens": tokens["served"], "baseline_completion_tokens": tokens["baseline"],
+            "chats": chats, "max_tokens": max_tokens, "repeats": repeats, "peak_batch": peak,
+            "engine": "transformers+peft, continuous batching", "model": str(model_dir)}
 
 
 def default_model_dir() -> Path:
@@ -113,4 +116,4 @@ def default_model_dir() -> Path:
 
 
 if __name__ == "__main__":
-    print(json.dumps(bench_serve(default_model_dir())))
+    emit(bench_serve(default_model_dir()))

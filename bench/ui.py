@@ -10,13 +10,13 @@ their scores, ``ORDER BY … LIMIT 50 OFFSET k`` — for the first and a middle 
 from __future__ import annotations
 
 import asyncio
-import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from bench.measure import describe, ratio_fields, spread
 from schemas.settings import ArtConfig
 from store.clickhouse import connect, ensure_schema
 from ui import trajectories
@@ -97,12 +97,11 @@ async def _measure(store: UiStore, n: int, repeats: int, say: Callable[[str], No
             t0 = time.perf_counter()
             await run()
             times.append((time.perf_counter() - t0) * 1000)
-        out[name] = {"median_ms": round(statistics.median(times), 1), "min_ms": round(min(times), 1),
-                     "max_ms": round(max(times), 1)}
-        say(f"{name:>20}: median {out[name]['median_ms']:8.1f} ms  (min {out[name]['min_ms']:.1f}, "
-            f"max {out[name]['max_ms']:.1f})")
-    ours = out["first_page"]["median_ms"]
-    out["ratio_naive_first_page"] = round(out["naive_first_page"]["median_ms"] / ours, 2)
-    keyset = out["middle_page_keyset"]["median_ms"]
-    out["ratio_naive_middle_page"] = round(out["naive_middle_page"]["median_ms"] / keyset, 2)
+        out[name] = spread(times)
+        say(describe(f"{name:>20}", out[name], " ms"))
+    for key, ours, naive in (("ratio_naive_first_page", "first_page", "naive_first_page"),
+                             ("ratio_naive_middle_page", "middle_page_keyset", "naive_middle_page")):
+        # how many times faster our page is than naive OFFSET paging; both sides must have measured >= 5 s
+        measured_s = min(sum(out[ours].values), sum(out[naive].values)) / 1000.0
+        out.update(ratio_fields(out[naive].median, out[ours].median, measured_s, key=key))
     return out

@@ -63,6 +63,9 @@ class StreamConfig(Section):
     session_idle_timeout_s: float = Field(300.0, gt=0, description="close silent sessions after this")
     gap_timeout_s: float = Field(30.0, gt=0, description="give up waiting for a missing seq after this")
     sweep_interval_s: float = Field(1.0, gt=0)
+    fetch_max_wait_ms: int = Field(100, ge=1, le=10_000, description="longest a worker's fetch waits for "
+                                   "records (the embedded broker holds a fetch up to about half of it even when "
+                                   "records arrive)")
     web_port: int = Field(0, ge=0, le=65535, description="first worker web port; 0 = any free port")
 
 

@@ -6,11 +6,12 @@ import faust
 
 from schemas.limits import MAX_MESSAGE_BYTES
 from schemas.settings import ArtConfig
+from streams.transport import StreamApp
 
 
 def create_app(cfg: ArtConfig, bootstrap: str, web_port: int) -> faust.App:
     """One App per worker process; ids carry the topic prefix so tenants never share groups."""
-    return faust.App(
+    app = StreamApp(
         id=f"{cfg.kafka.topic_prefix}stream",
         broker=f"kafka://{bootstrap}",
         store="memory://",
@@ -34,3 +35,5 @@ def create_app(cfg: ArtConfig, bootstrap: str, web_port: int) -> faust.App:
         table_standby_replicas=0,
         datadir=str(cfg.storage.data_dir / "faust"),
     )
+    app.fetch_max_wait_ms = cfg.stream.fetch_max_wait_ms
+    return app

@@ -1,5 +1,6 @@
 """The design card's boundaries, checked: streams/ never imports consumers/ or trainer/ (nor the
-reverse), shared contracts live in schemas/, and the pipeline imports without torch."""
+reverse), shared contracts live in schemas/, benchmarks live in bench/ and the core never imports
+them (nor the stack that runs it), and the pipeline imports without torch."""
 
 from __future__ import annotations
 
@@ -12,15 +13,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
-    "streams": {"consumers", "trainer", "serving"},
-    "consumers": {"streams", "trainer", "serving"},
-    "trainer": {"streams", "consumers", "serving"},
+    "streams": {"consumers", "trainer", "stack", "bench", "serving"},
+    "consumers": {"streams", "trainer", "stack", "bench", "serving"},
+    "trainer": {"streams", "consumers", "stack", "bench", "serving"},
     "schemas": {"streams", "consumers", "trainer", "agents", "judges", "store", "stack", "bench", "serving"},
-    "judges": {"streams", "consumers", "trainer", "stack", "serving"},
-    "store": {"streams", "consumers", "trainer", "agents", "judges", "stack", "serving"},
+    "judges": {"streams", "consumers", "trainer", "stack", "bench", "serving"},
+    "store": {"streams", "consumers", "trainer", "agents", "judges", "stack", "bench", "serving"},
     # serving reads the registry (trainer) and answers agents over HTTP: it never touches the pipeline
     "serving": {"streams", "consumers", "agents", "judges", "stack", "bench"},
-    "agents": {"serving"},  # agents reach a served model over HTTP only, like any other endpoint
+    "agents": {"bench", "serving"},  # agents reach a served model over HTTP only, like any other endpoint
     # capture reaches the pipeline only through the tracking SDK and the schemas
     "agents/capture": {"streams", "consumers", "trainer", "store", "judges", "stack", "bench", "serving"},
     # the UI only looks: the store through its one read-only path, the broker's offsets, the registry's files
@@ -81,6 +82,10 @@ def test_ui_reads_the_store_only_through_the_reader() -> None:
             if bad:
                 found.setdefault(str(path.relative_to(ROOT)), []).extend(bad)
     assert found == {}
+def test_benchmarks_live_in_bench() -> None:
+    strays = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("*/**/*bench*.py")
+                    if p.relative_to(ROOT).parts[0] not in ("bench", "tests", ".venv"))
+    assert strays == []
 
 
 def test_pipeline_and_cli_import_without_torch() -> None:

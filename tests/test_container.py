@@ -9,7 +9,7 @@ from typing import Any
 import fastavro
 import pytest
 
-from consumers.replay_bench import make_trajectory
+from bench.replay import make_trajectory
 from schemas.catalog import schema_text
 from schemas.codec import Codec
 from schemas.container import clickhouse_type, field_types, object_container, with_source_fields, zigzag

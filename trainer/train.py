@@ -98,8 +98,9 @@ def load_policy(cfg: TrainingConfig) -> tuple[Any, Any]:
     return get_peft_model(base, lora), tokenizer
 
 
-def _items_for_step(n: int, per_step: int, step: int, seed: int) -> list[int]:
-    """Deterministic order (a fresh shuffle per epoch), so a resumed run sees the same batches."""
+def items_for_step(n: int, per_step: int, step: int, seed: int) -> list[int]:
+    """Deterministic order (a fresh shuffle per epoch), so a resumed run sees the same batches (and
+    `art bench train` feeds the HF baseline the same batches in the same order)."""
     per_epoch = -(-n // per_step)
     epoch, index = divmod(step, per_epoch)
     order = list(range(n))
@@ -206,7 +207,7 @@ def fit(cfg: TrainingConfig, data: TrainData, run_dir: Path, *, model: Any = Non
         step = start
         while step < total and not state["stopped_early"]:
             t0, c0 = time.perf_counter(), time.process_time()
-            items = [data.train[i] for i in _items_for_step(len(data.train), per_step, step, cfg.seed)]
+            items = [data.train[i] for i in items_for_step(len(data.train), per_step, step, cfg.seed)]
             loss, n_tokens = step_loss(model, cfg, items, pad_id)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.max_grad_norm)

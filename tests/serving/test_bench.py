@@ -1,4 +1,5 @@
-"""`art bench serve` runs end to end: equal token counts on both sides, one JSON object last."""
+"""`art bench serve` runs end to end: equal token counts on both sides, spread printed, no ratio from a
+baseline shorter than 5 s, one JSON object last."""
 
 from __future__ import annotations
 
@@ -18,6 +19,13 @@ def test_bench_serve_prints_its_summary_last(tiny_model: Path) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["completion_tokens"] == summary["baseline_completion_tokens"] == 15
-    assert summary["ratio"] == pytest.approx(summary["tokens_per_s"] / summary["baseline_tokens_per_s"], rel=1e-2)
+    # 3 chats of 5 tokens: the baseline measures well under 5 s, so the ratio is refused and says why
+    assert summary["baseline_seconds"] < 5
+    assert summary["ratio"] is None
+    assert summary["ratio_refused"].startswith("no ratio: the baseline measured for ")
+    assert summary["ratio_refused"].endswith("under the 5 s minimum (measure longer)")
+    assert summary["spread"]["tokens_per_s"]["n"] == summary["spread"]["baseline_tokens_per_s"]["n"] == 2
+    assert summary["spread"]["tokens_per_s"]["median"] == pytest.approx(summary["tokens_per_s"], abs=0.01)
+    assert "served tok/s: median" in out.stderr and "baseline tok/s: median" in out.stderr
     assert summary["repeats"] == 2 and summary["chats"] == 3
     assert out.stderr.count(" served: 15 tokens") == 2 and out.stderr.count("baseline: 15 tokens") == 2

@@ -5,14 +5,17 @@ in the same order (the HF Trainer reads a dataset pre-ordered like our batches w
 sampler), constant LR, AdamW, clipping 1.0, no checkpoints. The baseline pads to the longest
 sequence of each batch in fp32; ours packs, sends only loss positions through the LM head and uses
 fused AdamW (bf16 autocast optional). Every measurement is a fresh process, alternating ours/HF;
-we report medians, and the held-out loss both reach after the same tokens (same eval code). The first
-step (one-off allocator and kernel warm-up) is excluded from the timing on both sides. On a shared
-machine wall time swings with other people's load, so tokens per CPU-second is reported beside it.
+we report medians with their spread (``bench.measure``), and the held-out loss both reach after the
+same tokens (same eval code). The first step (one-off allocator and kernel warm-up) is excluded from
+the timing on both sides; a ratio is refused when the baseline's timed steps ran under 5 s (raise
+``--steps``). On a shared machine wall time swings with other people's load, so tokens per
+CPU-second is reported beside it.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -21,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.measure import describe, emit, progress, ratio_fields, spread
 from trainer.config import TrainingConfig
 
 LR = 2e-3
@@ -60,14 +64,14 @@ def _worker(impl: str, root: Path, steps: int, batch_size: int, max_length: int,
     import resource
 
     from trainer.datasets import Encoded
-    from trainer.train import TrainData, _items_for_step, evaluate, fit, load_policy
+    from trainer.train import TrainData, evaluate, fit, items_for_step, load_policy
 
     doc = json.loads((root / "data.json").read_text())
     train = [Encoded(ids, mask) for ids, mask in doc["train"]]
     held = [Encoded(ids, mask) for ids, mask in doc["eval"]]
     cfg = _config(root, steps, batch_size, max_length, bf16)
     model, tokenizer = load_policy(cfg)
-    order = [i for s in range(steps) for i in _items_for_step(len(train), batch_size, s, cfg.seed)]
+    order = [i for s in range(steps) for i in items_for_step(len(train), batch_size, s, cfg.seed)]
     tokens = sum(len(train[i]) for i in order[batch_size:])  # step 1 is warm-up on both sides, not timed
     if impl == "ours":
         result = fit(cfg, TrainData("sft", train), root / f"run-{time.time_ns()}", model=model,
@@ -133,16 +137,26 @@ def bench_train(*, steps: int = 10, repeats: int = 3, batch_size: int = 8, max_l
     """Alternate fresh worker processes (ours, HF) ``repeats`` times; print and return the summary.
     ``model``: a real HF model directory instead of the ≈20M-parameter tiny one (``--model smollm2``).
 
-    The last printed line is one JSON object (tokens, tokens_per_s, baseline_tokens_per_s, ratio,
-    peak_rss_mb, loss_first, loss_last, baseline_eval_loss, eval_loss, ...).
+    Progress goes to stderr; the last stdout line is one JSON object (tokens, tokens_per_s,
+    baseline_tokens_per_s, ratio, spread, peak_rss_mb, loss_first, loss_last, eval_loss, ...).
     """
     root = workdir or Path(tempfile.mkdtemp(prefix="art-bench-train-"))
+    try:
+        return _bench(root, steps, repeats, batch_size, max_length, bf16, echo, keep=workdir is not None,
+                      model=model)
+    finally:
+        if workdir is None:
+            shutil.rmtree(root, ignore_errors=True)  # the model and data: ~100 MB per run
+
+
+def _bench(root: Path, steps: int, repeats: int, batch_size: int, max_length: int, bf16: bool, echo: bool,
+           keep: bool, model: Path | None) -> dict[str, Any]:
     if not (root / "data.json").exists():
         _prepare(root, max_length, n_train=max(16, steps * batch_size // 2), n_eval=8, model=model)
     runs: dict[str, list[dict[str, Any]]] = {"ours": [], "hf": []}
     for r in range(repeats):
         for impl in ("ours", "hf"):
-            cmd = [sys.executable, "-m", "trainer.bench", impl, str(root), str(steps), str(batch_size),
+            cmd = [sys.executable, "-m", "bench.train", impl, str(root), str(steps), str(batch_size),
                    str(max_length), "1" if bf16 else "0"]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
@@ -150,19 +164,28 @@ def bench_train(*, steps: int = 10, repeats: int = 3, batch_size: int = 8, max_l
             out = json.loads(proc.stdout.strip().splitlines()[-1])
             runs[impl].append(out)
             if echo:
-                print(f"run {r + 1}/{repeats} {impl:>4}: {out['tokens_per_s']:8.0f} tok/s  "
-                      f"{out['tokens_per_cpu_s']:8.0f} tok/cpu-s  "
-                      f"eval_loss {out['eval_loss']:.4f}  rss {out['peak_rss_mb']:.0f} MB", flush=True)
+                progress(f"run {r + 1}/{repeats} {impl:>4}: {out['tokens_per_s']:8.0f} tok/s  "
+                         f"{out['tokens_per_cpu_s']:8.0f} tok/cpu-s  {out['seconds']:.1f} s timed  "
+                         f"eval_loss {out['eval_loss']:.4f}  rss {out['peak_rss_mb']:.0f} MB")
 
     def med(impl: str, key: str) -> float:
         return statistics.median(x[key] for x in runs[impl])
 
+    spreads = {f"{prefix}{key}": spread([x[key] for x in runs[impl]])
+               for impl, prefix in (("ours", ""), ("hf", "baseline_")) for key in ("tokens_per_s", "tokens_per_cpu_s")}
+    if echo:
+        for name, s in spreads.items():
+            progress(describe(name, s))
+    baseline_s = min(x["seconds"] for x in runs["hf"])
     summary = {"tokens": runs["ours"][0]["tokens"], "tokens_per_s": round(med("ours", "tokens_per_s"), 1),
                "baseline_tokens_per_s": round(med("hf", "tokens_per_s"), 1),
-               "ratio": round(med("ours", "tokens_per_s") / med("hf", "tokens_per_s"), 3),
+               **ratio_fields(med("ours", "tokens_per_s"), med("hf", "tokens_per_s"), baseline_s),
                "tokens_per_cpu_s": round(med("ours", "tokens_per_cpu_s"), 1),
                "baseline_tokens_per_cpu_s": round(med("hf", "tokens_per_cpu_s"), 1),
-               "cpu_ratio": round(med("ours", "tokens_per_cpu_s") / med("hf", "tokens_per_cpu_s"), 3),
+               **ratio_fields(med("ours", "tokens_per_cpu_s"), med("hf", "tokens_per_cpu_s"), baseline_s,
+                              key="cpu_ratio"),
+               "baseline_seconds": round(baseline_s, 2),
+               "spread": {k: v.model_dump() for k, v in spreads.items()},
                "peak_rss_mb": round(max(x["peak_rss_mb"] for x in runs["ours"]), 1),
                "baseline_peak_rss_mb": round(max(x["peak_rss_mb"] for x in runs["hf"]), 1),
                "loss_first": round(med("ours", "loss_first"), 4), "loss_last": round(med("ours", "loss_last"), 4),
@@ -170,9 +193,10 @@ def bench_train(*, steps: int = 10, repeats: int = 3, batch_size: int = 8, max_l
                "baseline_loss_last": round(med("hf", "loss_last"), 4),
                "eval_loss": round(med("ours", "eval_loss"), 4), "baseline_eval_loss": round(med("hf", "eval_loss"), 4),
                "steps": steps, "batch_size": batch_size, "max_length": max_length, "repeats": repeats, "bf16": bf16,
-               "model_params": runs["ours"][0]["params"], "model": str(model or "tiny"), "workdir": str(root)}
+               "model_params": runs["ours"][0]["params"], "model": str(model or "tiny"),
+               "workdir": str(root) if keep else None}
     if echo:
-        print(json.dumps(summary))
+        emit(summary)
     return summary
 
 
