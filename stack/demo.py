@@ -133,8 +133,8 @@ def train_round(cfg: Any, client: Any) -> None:
     console.print(f"run {outcome.run_id}: window {outcome.window_id}, {outcome.result.steps} steps; "
                   f"held-out loss {first.get('eval_loss', float('nan')):.3f} -> "
                   f"{last.get('eval_loss', float('nan')):.3f}")
-    console.print(f"model {outcome.model.model_id} at {outcome.model.path}"
-                  + (" [green]-> champion[/green]" if outcome.promoted else ""))
+    console.print(f"model {outcome.model.model_id} at {outcome.model.path} (registered; champions are chosen by "
+                  "evaluated task success: `art eval`)")
 
 
 def register(app: typer.Typer) -> None:

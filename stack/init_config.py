@@ -48,6 +48,18 @@ weights = [0.4, 0.2, 0.2, 0.1, 0.1]
 rollouts_per_group = 4
 group_window_s = 60.0
 reward_version = "ruler-heuristic@1"
+
+[art.learning]                        # `art loop` and `art eval`
+promotion_margin = 0.05               # held-out success a new model must beat the champion's by
+rounds = 3
+groups = 24                           # training missions per round, each a group of judge.rollouts_per_group runs
+temperature = 1.0                     # sampling temperature of training runs (evaluation is greedy)
+eval_per_family = 12                  # held-out missions per family
+concurrency = 16                      # runs in flight (the server batches them)
+max_tokens = 48
+objective = "sft"                     # sft | awr | dpo
+teacher = "self"                      # self: own lineage only; fleet: other agents' runs too
+wait_s = 300.0
 """
 
 
