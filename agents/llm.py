@@ -3,6 +3,11 @@
 Only ``POST {base_url}/chat/completions`` is used, so any server speaking that dialect works. The
 reply is validated with pydantic; token counts come from the ``usage`` field (0 when a server
 omits it). Transport errors and 5xx answers are retried a few times, then raised as ``LLMError``.
+
+``chat(..., logprobs=True)`` also asks for the completion's token ids and logprobs in vLLM's
+dialect (``logprobs`` + ``return_tokens_as_token_ids``: tokens come back as ``token_id:<id>``),
+which `art serve` and vLLM both speak. An endpoint that refuses the extension (HTTP 400 naming it)
+is asked again without it, once per client: traces are a bonus, never a reason to fail a run.
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ class ChatReply(BaseModel):
     completion_tokens: int = 0
     total_tokens: int = 0
     model: str = ""
+    token_ids: list[int] | None = None
+    """The completion's token ids, when asked for and the endpoint returned them."""
+    logprobs: list[float] | None = None
+    """The logprob of each of ``token_ids`` under the serving policy."""
 
 
 class _Usage(BaseModel):
@@ -49,8 +58,18 @@ class _Message(BaseModel):
     content: str | None = None
 
 
+class _TokenLogprob(BaseModel):
+    token: str
+    logprob: float
+
+
+class _Logprobs(BaseModel):
+    content: list[_TokenLogprob] | None = None
+
+
 class _Choice(BaseModel):
     message: _Message
+    logprobs: _Logprobs | None = None
 
 
 class _Completion(BaseModel):
@@ -59,11 +78,32 @@ class _Completion(BaseModel):
     usage: _Usage | None = None
 
 
+class _Refused(Exception):
+    """The endpoint refused the token-id extension (an HTTP 400 naming it)."""
+
+
+TOKEN_ID_PREFIX = "token_id:"
+
+
+def _token_trace(logprobs: _Logprobs | None) -> tuple[list[int] | None, list[float] | None]:
+    """Token ids and logprobs from vLLM-style ``token_id:<id>`` tokens; (None, None) when absent."""
+    if logprobs is None or logprobs.content is None:
+        return None, None
+    try:
+        ids = [int(t.token.removeprefix(TOKEN_ID_PREFIX)) for t in logprobs.content
+               if t.token.startswith(TOKEN_ID_PREFIX)]
+    except ValueError:
+        return None, None
+    if len(ids) != len(logprobs.content):
+        return None, None
+    return ids, [t.logprob for t in logprobs.content]
+
+
 class ChatClient(Protocol):
     """What the runner needs from a language model."""
 
     async def chat(self, messages: list[ChatMessage], *, temperature: float = 0.7,
-                   max_tokens: int | None = None, model: str | None = None) -> ChatReply: ...
+                   max_tokens: int | None = None, model: str | None = None, logprobs: bool = False) -> ChatReply: ...
 
 
 class OpenAIChatClient:
@@ -76,6 +116,7 @@ class OpenAIChatClient:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.retries = retries
+        self.traces_refused = False  # the endpoint refused the token-id extension once: stop asking
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(timeout=timeout_s, headers=headers, trust_env=False)
 
@@ -85,11 +126,19 @@ class OpenAIChatClient:
         return cls(m.llm_base_url, model or m.llm_model, api_key=m.llm_api_key, timeout_s=m.llm_timeout_s)
 
     async def chat(self, messages: list[ChatMessage], *, temperature: float = 0.7,
-                   max_tokens: int | None = None, model: str | None = None) -> ChatReply:
+                   max_tokens: int | None = None, model: str | None = None, logprobs: bool = False) -> ChatReply:
         body: dict[str, object] = {"model": model or self.model, "temperature": temperature,
                                    "messages": [m.model_dump() for m in messages]}
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
+        if logprobs and not self.traces_refused:
+            try:
+                return await self._post({**body, "logprobs": True, "return_tokens_as_token_ids": True})
+            except _Refused:
+                self.traces_refused = True
+        return await self._post(body)
+
+    async def _post(self, body: dict[str, object]) -> ChatReply:
         url = f"{self.base_url}/chat/completions"
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
@@ -103,6 +152,9 @@ class OpenAIChatClient:
             if response.status_code >= 500 and not last:
                 await asyncio.sleep(0.2 * 2**attempt)
                 continue
+            if response.status_code == 400 and "return_tokens_as_token_ids" in body and \
+                    any(k in response.text for k in ("return_tokens_as_token_ids", "logprobs")):
+                raise _Refused(response.text[:300])
             return self._parse(url, response)
         raise AssertionError("unreachable")
 
@@ -118,8 +170,11 @@ class OpenAIChatClient:
             raise LLMError(f"LLM endpoint {url} returned no choices")
         usage = completion.usage or _Usage()
         total = usage.total_tokens if usage.total_tokens is not None else usage.prompt_tokens + usage.completion_tokens
-        return ChatReply(text=completion.choices[0].message.content or "", prompt_tokens=usage.prompt_tokens,
-                         completion_tokens=usage.completion_tokens, total_tokens=total, model=completion.model)
+        choice = completion.choices[0]
+        ids, lps = _token_trace(choice.logprobs)
+        return ChatReply(text=choice.message.content or "", prompt_tokens=usage.prompt_tokens,
+                         completion_tokens=usage.completion_tokens, total_tokens=total, model=completion.model,
+                         token_ids=ids, logprobs=lps)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -48,6 +48,8 @@ class AgentConfig(BaseModel):
     prompt_style: Literal["react", "compact"] = Field(
         "react", description="react: think, decide (JSON) and reflect calls per step; compact: one call per step "
         "answering one action line (for small models)")
+    token_traces: bool = Field(True, description="record each completion's token ids and logprobs in the step "
+                                                 "(asked in vLLM's dialect; dropped if the endpoint refuses)")
 
     def as_strings(self) -> dict[str, str]:
         """The flat string map that ``SessionStarted.agent_config`` carries."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from schemas.models import Answer, Ask, SessionStatus, Think, UseTool
+from schemas.models import Answer, Ask, CompletionTrace, SessionStatus, Think, UseTool
 
 ActionT = UseTool | Answer | Ask | Think
 
@@ -28,7 +28,7 @@ class StepRecorder(Protocol):
                           action_input: str = "", tool_result: str | None = None, error: str | None = None,
                           reflection: str | None = None, step_reward: float | None = None,
                           step_metadata: dict[str, str] | None = None, execution_time_ms: int = 0,
-                          tokens: int = 0, cost: float = 0.0) -> int:
+                          tokens: int = 0, cost: float = 0.0, completions: list[CompletionTrace] | None = None) -> int:
         """Record one step; returns its seq."""
         ...
 

@@ -33,7 +33,7 @@ from agents.prompts import (
 from agents.recording import ActionT, SessionOpener, StepRecorder
 from agents.tools import ToolError
 from agents.tools.base import Toolbox
-from schemas.models import Answer, Ask, SessionStatus, Think, UseTool
+from schemas.models import Answer, Ask, CompletionTrace, SessionStatus, Think, UseTool
 from schemas.transcript import COMPACT_STYLE, SYSTEM_PROMPT_KEY, action_line, malformed_turn
 
 AskHandler = Callable[[str], Awaitable[str]]
@@ -78,6 +78,7 @@ class _Run:
         self.tools_text = tools.describe()
         self.turns: list[Turn] = []
         self.tokens = 0
+        self.traces: list[CompletionTrace] = []  # the current step's completions, as the policy produced them
         self.compact = self.cfg.prompt_style == COMPACT_STYLE
         self.system = compact.system_prompt(self.tools_text) if self.compact else ""
         self.said: list[tuple[str, str]] = []  # compact: (observation, assistant turn) per step
@@ -87,9 +88,12 @@ class _Run:
             return compact.first_observation(self.mission.objective)
         return f"Task: {self.mission.objective}\nNo steps taken yet."
 
-    async def _chat(self, messages: list[ChatMessage]) -> tuple[str, int]:
+    async def _chat(self, messages: list[ChatMessage], purpose: str) -> tuple[str, int]:
         reply = await self.llm.chat(messages, temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens,
-                                    model=self.cfg.model or None)
+                                    model=self.cfg.model or None, logprobs=self.cfg.token_traces)
+        if reply.token_ids is not None:
+            self.traces.append(CompletionTrace(purpose=purpose, model=reply.model, token_ids=reply.token_ids,
+                                               logprobs=reply.logprobs or []))
         return reply.text.strip(), reply.total_tokens
 
     async def step(self, number: int, observation: str) -> tuple[Turn, str, bool]:
@@ -100,12 +104,13 @@ class _Run:
         tokens = 0
         thought = ""
         meta: dict[str, str] = {}
+        self.traces = []
         try:
             thought, used = await self._chat(think_messages(self.mission, self.tools_text, self.turns, observation,
-                                                            self.patterns))
+                                                            self.patterns), "think")
             tokens += used
             raw, used = await self._chat(decide_messages(self.mission, self.tools_text, observation, thought,
-                                                         self.patterns))
+                                                         self.patterns), "decide")
             tokens += used
         except LLMError as exc:
             await self._record(Turn(number, observation, thought, Think(note=""), error=f"LLM call failed: {exc}"),
@@ -132,7 +137,7 @@ class _Run:
             analysis = analyze([*self.turns, turn], self.cfg.max_iterations)
             try:
                 reflection, used = await self._chat(reflect_messages(self.mission, self.tools_text,
-                                                                     [*self.turns, turn], analysis))
+                                                                     [*self.turns, turn], analysis), "reflect")
                 tokens += used
                 turn = Turn(number, observation, thought, action, tool_result, error, reflection or None)
             except LLMError as exc:
@@ -144,8 +149,9 @@ class _Run:
         """One call: the chat so far -> one action line -> act; no separate think or reflect call."""
         started = time.monotonic()
         meta: dict[str, str] = {}
+        self.traces = []
         try:
-            raw, tokens = await self._chat(compact.chat(self.system, self.said, observation))
+            raw, tokens = await self._chat(compact.chat(self.system, self.said, observation), "act")
         except LLMError as exc:
             await self._record(Turn(number, observation, "", Think(note=""), error=f"LLM call failed: {exc}"),
                                "", meta, started, 0)
@@ -198,7 +204,7 @@ class _Run:
             observation=turn.observation, thought=turn.thought, action=turn.action, action_input=action_input,
             tool_result=turn.tool_result, error=turn.error, reflection=turn.reflection, step_metadata=meta,
             execution_time_ms=int((time.monotonic() - started) * 1000), tokens=tokens,
-            cost=tokens * self.cfg.cost_per_1k_tokens / 1000)
+            cost=tokens * self.cfg.cost_per_1k_tokens / 1000, completions=list(self.traces))
 
 
 async def run_mission(mission: Mission, llm: ChatClient, opener: SessionOpener, tools: Toolbox,

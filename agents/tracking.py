@@ -28,6 +28,7 @@ from agents.spool import Spool, orphaned_spools
 from schemas.codec import Codec
 from schemas.models import (
     Action,
+    CompletionTrace,
     SessionCompleted,
     SessionEvent,
     SessionStarted,
@@ -77,12 +78,15 @@ class TrackedSession:
     async def record_step(self, *, observation: str, thought: str, action: Action, action_input: str = "",
                           tool_result: str | None = None, error: str | None = None, reflection: str | None = None,
                           step_reward: float | None = None, step_metadata: dict[str, str] | None = None,
-                          execution_time_ms: int = 0, tokens: int = 0, cost: float = 0.0) -> int:
-        """Record one step; returns its seq."""
+                          execution_time_ms: int = 0, tokens: int = 0, cost: float = 0.0,
+                          completions: list[CompletionTrace] | None = None) -> int:
+        """Record one step; returns its seq. ``completions``: the token ids and logprobs of the LLM calls
+        behind the step, when the endpoint returned them (``agents.llm``, ``art serve``)."""
         step = StepRecorded(step_number=self.step_count, observation=observation, thought=thought, action=action,
                             action_input=action_input, tool_result=tool_result, error=error, reflection=reflection,
                             step_reward=step_reward, step_metadata=step_metadata or {},
-                            execution_time_ms=execution_time_ms, tokens=tokens, cost=cost)
+                            execution_time_ms=execution_time_ms, tokens=tokens, cost=cost,
+                            completions=completions or [])
         seq = await self._emit(step)
         self.step_count += 1
         self.total_tokens += tokens

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -36,6 +37,24 @@ def replay(trajectories: Annotated[int, typer.Option(help="trajectories to produ
     if engine not in ("sql", "python"):
         raise typer.BadParameter(f"--engine must be sql or python, not {engine!r}")
     print(json.dumps(bench_replay(trajectories, steps=steps, engine=engine, baseline=baseline)))
+
+
+@bench_app.command("serve")
+def serve(model_dir: Annotated[Path | None, typer.Option(help="HF model directory (default: the SmolLM2 that "
+                                                              "`art models base` converted)")] = None,
+          chats: Annotated[int, typer.Option(help="concurrent chats (and sequential baseline calls)")] = 8,
+          max_tokens: Annotated[int, typer.Option(help="completion tokens per chat (exactly, both sides)")] = 64,
+          repeats: Annotated[int, typer.Option(help="runs per side (medians, spread printed)")] = 3) -> None:
+    """Completion tokens/s of `art serve` with concurrent chats against sequential generate() on the same model."""
+    from bench.serve import bench_serve, default_model_dir
+
+    try:
+        path = model_dir or default_model_dir()
+    except FileNotFoundError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    print(json.dumps(bench_serve(path, chats=chats, max_tokens=max_tokens, repeats=repeats,
+                                 say=lambda m: console.print(m))))
 
 
 @bench_app.command("train")

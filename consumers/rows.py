@@ -48,7 +48,8 @@ def step_row(session_id: str, seq: int, agent_name: str, step: dict[str, Any]) -
     return [session_id, seq, step["step_number"], agent_name, step["observation"], step["thought"],
             action["kind"], action.get("tool", ""), action[ACTION_TEXT[action["kind"]]], step["action_input"],
             step["tool_result"], step["error"], step["reflection"], step["step_reward"], step["step_metadata"],
-            step["timestamp"], step["execution_time_ms"], step["tokens"], step["cost"]]
+            step["timestamp"], step["execution_time_ms"], step["tokens"], step["cost"],
+            [(c["purpose"], c["model"], c["token_ids"], c["logprobs"]) for c in step.get("completions", ())]]
 
 
 def _step(data: dict[str, Any], raw: bytes, src: Source) -> list[Any]:
@@ -83,7 +84,8 @@ SESSION_EVENTS = TableSpec("session_events", ("session_id", "seq", "event_id", "
 STEPS = TableSpec("steps", (
     "session_id", "seq", "step_number", "agent_name", "observation", "thought", "action_kind", "tool", "action_text",
     "action_input", "tool_result", "error", "reflection", "step_reward", "step_metadata", "timestamp",
-    "execution_time_ms", "tokens", "cost", "event_id", "emitted_at", *SOURCE_COLUMNS), ("session_id", "seq"), _step)
+    "execution_time_ms", "tokens", "cost", "completions", "event_id", "emitted_at", *SOURCE_COLUMNS),
+    ("session_id", "seq"), _step)
 TRAJECTORIES = TableSpec("trajectories", (
     "session_id", "agent_name", "group_id", "objective", "model", "agent_config", "success_criteria", "final_answer",
     "status", "closed_by", "missing_seqs", "started_at", "completed_at", "step_count", "total_tokens", "total_cost",

@@ -6,12 +6,13 @@ and byte-exact round trips, so the .avsc files stay the single source of truth.
 
 from __future__ import annotations
 
+import struct
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 from uuid import UUID, uuid4
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -20,6 +21,16 @@ def _as_utc(value: datetime) -> datetime:
 
 Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
 """Aware UTC datetimes: naive input is taken as UTC, so Avro round trips are exact."""
+
+_F32 = struct.Struct("<f")
+
+
+def _as_float32(value: float) -> float:
+    return float(_F32.unpack(_F32.pack(value))[0])
+
+
+Float32 = Annotated[float, AfterValidator(_as_float32)]
+"""A float held at Avro ``float`` precision, so a record equals its own round trip."""
 
 
 def utcnow() -> datetime:
@@ -85,6 +96,23 @@ class SessionStarted(AvroModel):
     success_criteria: list[str] = Field(default_factory=list)
 
 
+class CompletionTrace(AvroModel):
+    """The tokens of one LLM completion behind a step and their logprobs (the served policy's, raw),
+    so training can use exactly what the model produced. ``purpose`` says which call (think, decide...)."""
+
+    avro_name: ClassVar[str] = "art.CompletionTrace"
+    purpose: str = ""
+    model: str = ""
+    token_ids: list[int] = Field(default_factory=list)
+    logprobs: list[Float32] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _aligned(self) -> CompletionTrace:
+        if self.logprobs and len(self.logprobs) != len(self.token_ids):
+            raise ValueError(f"{len(self.logprobs)} logprobs for {len(self.token_ids)} token ids")
+        return self
+
+
 class StepRecorded(AvroModel):
     avro_name: ClassVar[str] = "art.StepRecorded"
     kind: Literal["step_recorded"] = "step_recorded"
@@ -102,6 +130,7 @@ class StepRecorded(AvroModel):
     execution_time_ms: int = 0
     tokens: int = 0
     cost: float = 0.0
+    completions: list[CompletionTrace] = Field(default_factory=list)
 
 
 class SessionCompleted(AvroModel):

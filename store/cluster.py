@@ -3,7 +3,8 @@
 Each table becomes ``<name>_local`` (Replicated* engine, replicated dedup window) on every node,
 fronted by a Distributed table ``<name>`` sharded by the first ORDER BY column: rows of one session
 always land on one shard, so ReplacingMergeTree and FINAL deduplicate exactly as on one server.
-Views are created ON CLUSTER unchanged. Server macros {cluster}, {shard}, {replica} fill the rest.
+Views are created ON CLUSTER unchanged; a column added later (``ALTER TABLE t ADD COLUMN``) is added
+to both the local and the Distributed table. Server macros {cluster}, {shard}, {replica} fill the rest.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ ON_CLUSTER = "ON CLUSTER '{cluster}'"
 _TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\s*\n", re.S)
 _ENGINE = re.compile(r"ENGINE = (\w*MergeTree)(?:\(([^)]*)\))?")
 _VIEW = re.compile(r"^(CREATE (?:OR REPLACE )?VIEW (?:IF NOT EXISTS )?\w+)")
+_ADD_COLUMN = re.compile(r"^ALTER TABLE (\w+)(\s+ADD COLUMN\b.*)$", re.S)
 
 
 def _table(sql: str) -> list[str]:
@@ -43,6 +45,8 @@ def cluster_statements(statements: list[str] | None = None) -> list[str]:
             out.extend(_table(sql))
         elif _VIEW.match(sql):
             out.append(_VIEW.sub(lambda m: f"{m[1]} {ON_CLUSTER}", sql, count=1))
+        elif alter := _ADD_COLUMN.match(sql):
+            out.extend(f"ALTER TABLE {name} {ON_CLUSTER}{alter[2]}" for name in (f"{alter[1]}_local", alter[1]))
         else:
             raise ValueError(f"no cluster form for: {sql[:60]}")
     return out

@@ -104,7 +104,8 @@ SELECT session_id, seq, s.step_number AS step_number, agent_name, s.observation 
        if(action_kind = 'use_tool', variantElement({a}, {ut}).tool, '') AS tool, {text} AS action_text,
        s.action_input AS action_input, s.tool_result AS tool_result, s.error AS error, s.reflection AS reflection,
        s.step_reward AS step_reward, s.step_metadata AS step_metadata, s.timestamp AS timestamp,
-       s.execution_time_ms AS execution_time_ms, s.tokens AS tokens, s.cost AS cost, toUUID(event_id) AS event_id,
+       s.execution_time_ms AS execution_time_ms, s.tokens AS tokens, s.cost AS cost,
+       s.completions AS completions, toUUID(event_id) AS event_id,
        ts AS emitted_at, toUInt64(src_epoch) AS log_epoch, src_topic AS topic, toUInt32(src_partition) AS partition,
        toUInt64(src_offset) AS offset
 FROM (SELECT *, variantElement(payload, {literal(payloads['StepRecorded'][0])}) AS s FROM {events}

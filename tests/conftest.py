@@ -86,6 +86,15 @@ def topics(kafka_bootstrap: str) -> Topics:
     return t
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Hidden 128, 2 layers, byte-level BPE with a {% generation %} chat template (TRAINER.md size)."""
+    pytest.importorskip("torch")
+    from trainer.tinymodel import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "art-data"

@@ -27,7 +27,9 @@ def sample_step(n: int = 0) -> m.StepRecorded:
     return m.StepRecorded(
         step_number=n, observation="obs", thought="I should compute", action=m.UseTool(tool="calculator", input="2+2"),
         action_input="2+2", tool_result="4", reflection="fine", step_reward=0.5, step_metadata={"k": "v"},
-        timestamp=T0, execution_time_ms=12, tokens=42, cost=0.001)
+        timestamp=T0, execution_time_ms=12, tokens=42, cost=0.001,
+        completions=[m.CompletionTrace(purpose="decide", model="m-1", token_ids=[5, 70_000, 3],
+                                       logprobs=[-0.25, -1.5, -0.1])])
 
 
 def samples() -> list[m.AvroModel]:
@@ -182,6 +184,52 @@ def test_schema_evolution_both_directions(tmp_path: Path) -> None:
     back = fastavro.schemaless_reader(io.BytesIO(raw[5:]), parsed_schema("art.RewardAssigned"),
                                       fastavro.parse_schema(_evolved(add=True)))
     assert back["judge_note"] is None and back["total"] == record.total
+
+
+def _without_traces() -> dict:
+    """Today's SessionEvent schema as it was before StepRecorded.completions existed."""
+    doc = copy.deepcopy(raw_schemas()["art.SessionEvent"])
+    step = next(b for b in doc["fields"][-1]["type"] if b["name"] == "StepRecorded")
+    step["fields"] = [f for f in step["fields"] if f["name"] != "completions"]
+    return doc
+
+
+def test_step_traces_evolve_both_ways(tmp_path: Path) -> None:
+    registry = LocalRegistry(tmp_path / "r.json")
+    codec = Codec(registry)
+    record = samples()[1]
+    assert record.payload.completions[0].logprobs == [-0.25, -1.5, pytest.approx(-0.1, abs=1e-7)]  # float32
+    old = _without_traces()
+    old_id = registry.register("t-value", json.dumps(old))
+    # an older writer (no traces) is read by today's reader: the steps come with no traces
+    buf = io.BytesIO()
+    buf.write(struct.pack(">bI", 0, old_id))
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(old), to_avro(record))
+    assert codec.decode(buf.getvalue()) == record.model_copy(
+        update={"payload": record.payload.model_copy(update={"completions": []})})
+    # today's writer is read by an older reader: it skips the traces and reads the rest
+    raw = codec.encode("t", record)
+    back = fastavro.schemaless_reader(io.BytesIO(raw[5:]), parsed_schema("art.SessionEvent"),
+                                      fastavro.parse_schema(old))
+    assert "completions" not in back["payload"] and back["payload"]["tool_result"] == "4"
+
+
+def test_trace_logprobs_must_align_with_token_ids() -> None:
+    with pytest.raises(ValueError, match="2 logprobs for 3 token ids"):
+        m.CompletionTrace(token_ids=[1, 2, 3], logprobs=[-1.0, -2.0])
+    assert m.CompletionTrace(token_ids=[1, 2], logprobs=[]).logprobs == []
+
+
+def test_steps_table_column_is_the_type_clickhouse_reads_the_traces_as() -> None:
+    from schemas.container import clickhouse_type
+    from store.clickhouse import ddl_statements
+
+    event = raw_schemas()["art.SessionEvent"]
+    step = next(b for b in event["fields"][-1]["type"] if b["name"] == "StepRecorded")
+    avro = next(f["type"] for f in step["fields"] if f["name"] == "completions")
+    expected = clickhouse_type(avro, {}, "art")
+    ddl = [s for s in ddl_statements() if " steps" in s.split("\n", 1)[0] or s.startswith("ALTER TABLE steps")]
+    assert len(ddl) == 2 and all(f"completions {expected}" in s for s in ddl), expected
 
 
 def test_corrupt_messages_raise_typed_errors(codec: Codec) -> None:

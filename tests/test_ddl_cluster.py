@@ -15,6 +15,7 @@ from store.cluster import cluster_statements
 
 TABLES = [s for s in ddl_statements() if s.startswith("CREATE TABLE")]
 VIEWS = [s for s in ddl_statements() if "VIEW" in s.split("\n", 1)[0]]
+ALTERS = [s for s in ddl_statements() if s.startswith("ALTER TABLE")]
 
 
 def columns(sql: str) -> str:
@@ -48,9 +49,19 @@ def test_views_are_the_same_on_cluster() -> None:
 
 
 def test_every_statement_has_a_cluster_form() -> None:
-    assert len(cluster_statements()) == 2 * len(TABLES) + len(VIEWS)
+    assert len(cluster_statements()) == 2 * len(TABLES) + len(VIEWS) + 2 * len(ALTERS)
     with pytest.raises(ValueError, match="no cluster form for: DROP TABLE x"):
         cluster_statements(["DROP TABLE x"])
+
+
+def test_added_columns_reach_the_local_and_the_distributed_table() -> None:
+    assert ALTERS, "store/ddl adds at least one column after the fact (steps.completions)"
+    for single in ALTERS:
+        table = single.split()[2]
+        local, front = cluster_statements([single])
+        rest = single.removeprefix(f"ALTER TABLE {table}")
+        assert (local, front) == (f"ALTER TABLE {table}_local ON CLUSTER '{{cluster}}'{rest}",
+                                  f"ALTER TABLE {table} ON CLUSTER '{{cluster}}'{rest}")
 
 
 def test_clickhouse_parses_every_statement(clickhouse_dsn: str) -> None:

@@ -165,6 +165,22 @@ def _models_app() -> typer.Typer:
             raise typer.Exit(1) from None
         typer.echo(f"{m.model_id} is now the {m.specialization} champion")
 
+    @models.command("base")
+    def base(config: Path | None = config_opt) -> None:
+        """Convert the installed SmolLM2-135M-Instruct GGUF into <data_dir>/models/ once and register it as
+        a base model (the general champion when there is none). Idempotent; nothing is downloaded."""
+        from schemas.settings import load_config
+        from trainer.basemodel import install_base
+
+        art = load_config(config)
+        try:
+            record, promoted = install_base(client(config), art.storage.resolved_models_dir(),
+                                            say=lambda m: typer.echo(m, err=True))
+        except TrainerError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"{record.model_id} at {record.path}" + (" -> general champion" if promoted else ""))
+
     @models.command("tiny")
     def tiny(path: Path, bench_size: bool = typer.Option(False, help="≈20M parameters instead of ≈0.5M")) -> None:
         """Build a tiny causal LM + tokenizer at PATH (no download needed) to train on."""

@@ -29,6 +29,8 @@ COLUMNS = ["model_id", "name", "base_model", "objective", "specialization", "win
            "is_champion", "created_at", "updated_at"]
 CHAMPION_METRIC = "eval_success"
 SIZE_METRIC = "eval_missions"
+BASE_OBJECTIVE = "base"
+"""The objective of a base model's row: the model itself, no adapter (``art models base``)."""
 
 
 class ModelRecord(BaseModel):
@@ -72,6 +74,19 @@ def register_model(client: Any, *, result: TrainResult, cfg: TrainingConfig, win
                          base_model=cfg.model_path, objective=cfg.objective, specialization=specialization,
                          window_id=window_id, path=str(folder.resolve()), metrics=result.metrics,
                          created_at=now, updated_at=now)
+    _write(client, record)
+    return record
+
+
+def register_base_model(client: Any, *, model_id: str, name: str, path: Path) -> ModelRecord:
+    """Insert a base model's row (objective ``base``, no adapter) unless ``model_id`` is already there."""
+    found = [m for m in list_models(client) if m.model_id == model_id]
+    if found:
+        return found[0]
+    now = _now()
+    record = ModelRecord(model_id=model_id, name=name, base_model=str(path.resolve()), objective=BASE_OBJECTIVE,
+                         specialization=GENERAL, window_id="", path=str(path.resolve()), created_at=now,
+                         updated_at=now)
     _write(client, record)
     return record
 

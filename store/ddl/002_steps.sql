@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS steps
     execution_time_ms Int64,
     tokens Int64,
     cost Float64,
+    completions Array(Tuple(purpose String, model String, token_ids Array(Int64), logprobs Array(Float32))),
     event_id UUID,
     emitted_at DateTime64(6, 'UTC'),
     log_epoch UInt64,
@@ -30,3 +31,7 @@ CREATE TABLE IF NOT EXISTS steps
 ENGINE = ReplacingMergeTree
 ORDER BY (session_id, seq)
 SETTINGS non_replicated_deduplication_window = 10000;
+
+-- Added with StepRecorded.completions (token ids + logprobs of each LLM call): existing stores get the column.
+ALTER TABLE steps ADD COLUMN IF NOT EXISTS
+    completions Array(Tuple(purpose String, model String, token_ids Array(Int64), logprobs Array(Float32))) AFTER cost;

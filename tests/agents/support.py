@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from agents.recording import ActionT
-from schemas.models import SessionStatus
+from schemas.models import CompletionTrace, SessionStatus
 
 
 @dataclass
@@ -33,6 +33,7 @@ class RecordedStep:
     execution_time_ms: int
     tokens: int
     cost: float
+    completions: list[CompletionTrace] = field(default_factory=list)
 
 
 @dataclass
@@ -45,12 +46,13 @@ class MemoryRecorder:
     async def record_step(self, *, observation: str, thought: str, action: ActionT, action_input: str = "",
                           tool_result: str | None = None, error: str | None = None, reflection: str | None = None,
                           step_reward: float | None = None, step_metadata: dict[str, str] | None = None,
-                          execution_time_ms: int = 0, tokens: int = 0, cost: float = 0.0) -> int:
+                          execution_time_ms: int = 0, tokens: int = 0, cost: float = 0.0,
+                          completions: list[CompletionTrace] | None = None) -> int:
         assert self.completed is None, "step recorded after complete"
         seq = len(self.steps) + 1  # seq 0 is SessionStarted
         self.steps.append(RecordedStep(seq, observation, thought, action, action_input, tool_result, error,
                                        reflection, step_reward, dict(step_metadata or {}), execution_time_ms,
-                                       tokens, cost))
+                                       tokens, cost, list(completions or [])))
         return seq
 
     async def complete(self, final_answer: str | None, status: SessionStatus) -> None:

@@ -14,14 +14,6 @@ from tests.trainer.rows import insert_runs
 from trainer import synthetic
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Hidden 128, 2 layers, byte-level BPE with a {% generation %} chat template (TRAINER.md size)."""
-    from trainer.tinymodel import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
-
-
 @pytest.fixture
 def filled_store(store: Any) -> Any:
     """12 research groups x 4 runs, inserted twice (redelivery) so dedup is always exercised."""

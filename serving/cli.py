@@ -1,0 +1,74 @@
+"""`art serve`: the OpenAI-compatible endpoint over the base model and the registry's adapters."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+def base_dir_for(model_dir: Path | None, configured: str, records: list[Any]) -> Path:
+    """--model-dir, else [art.models] base_model, else the newest base row of the registry."""
+    from trainer.registry import BASE_OBJECTIVE
+
+    if model_dir is not None:
+        return model_dir
+    if configured:
+        return Path(configured)
+    bases = sorted((r for r in records if r.objective == BASE_OBJECTIVE), key=lambda r: r.created_at)
+    if bases:
+        return Path(bases[-1].path)
+    raise typer.BadParameter("no base model: run `art models base`, set [art.models] base_model, or pass --model-dir")
+
+
+def serve(
+    port: Annotated[int, typer.Option(help="TCP port (0: any free port)")] = 8000,
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    model_dir: Annotated[Path | None, typer.Option(help="base HF model directory (default: art.models.base_model, "
+                                                        "else the registry's base model)")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="art.toml")] = None,
+    poll_interval: Annotated[float, typer.Option(help="seconds between registry polls (champion hot-swap)")] = 1.0,
+    max_batch: Annotated[int, typer.Option(help="sequences decoded together")] = 16,
+    max_adapters: Annotated[int, typer.Option(help="LoRA adapters kept loaded (least recently used leave)")] = 8,
+    max_tokens: Annotated[int, typer.Option(help="completion limit when a request sets none")] = 512,
+) -> None:
+    """Serve base, champion, champion:<specialization> and registry model ids over /v1/chat/completions."""
+    from schemas.errors import ConfigError
+    from schemas.runtime import clickhouse_dsn_for
+    from schemas.settings import load_config
+    from serving.engine import Engine, EngineError
+    from serving.server import Server, registry_fetch
+    from store.clickhouse import StoreError, connect, ensure_schema
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(config)
+        dsn = clickhouse_dsn_for(cfg)
+        client = connect(dsn, cfg.clickhouse.database)
+        ensure_schema(client)
+    except (ConfigError, StoreError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if dsn.startswith("chdb://"):
+        console.print(f"no stack running: serving opens {dsn} itself (start `art up` first to share the store)")
+    fetch = registry_fetch(client)
+    base = base_dir_for(model_dir, cfg.models.base_model, fetch())
+    console.print(f"loading {base} ...")
+    try:
+        engine = Engine.load(base, max_batch=max_batch, max_adapters=max_adapters)
+    except (EngineError, OSError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    server = Server(engine, fetch, base, host=host, port=port, poll_interval_s=poll_interval,
+                    default_max_tokens=max_tokens)
+    console.print(f"serving on {server.url} (names: base, champion, champion:<specialization>, model ids)")
+    server.run()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
