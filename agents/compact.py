@@ -56,14 +56,14 @@ def parse_reply(text: str) -> Decision:
         match = _ACTION.match(line.strip())
         if not match:
             continue
-        kind, rest = match.group(1).lower(), match.group(2).strip()
+        kind, rest = match.group(1).lower(), match.group(2).strip().lstrip(":*_ ").rstrip("*_ ")
         thought = "\n".join(lines[:i]).strip()
         if kind in ("answer", "final answer"):
-            value = rest.lstrip(":").strip()
+            value = rest
             if not value:
                 raise DecisionError("ANSWER line has no answer")
             return Decision(action="answer", input=value, thought=thought)
-        call = next((m for m in (p.match(rest.lstrip(":")) for p in _TOOL_CALL) if m), None)
+        call = next((m for m in (p.match(rest) for p in _TOOL_CALL) if m), None)
         if call is None or not call.group(2).strip():
             raise DecisionError(f"TOOL line names no tool and input: {clip(line.strip(), 200)!r}")
         return Decision(action="use_tool", tool=call.group(1).lower(), input=call.group(2).strip(), thought=thought)

@@ -51,7 +51,7 @@ def _arith(rng: random.Random, split: Split) -> Draft:
                  ("Compute {a} times {b}, then subtract {c}.", a * b - c),
                  ("Calculate ({a} + {c}) * {b}.", (a + c) * b)]
     else:
-        a, b, c = rng.randint(41, 89), rng.randint(41, 89), rng.randint(31, 99)
+        a, b, c = rng.randint(41, 89), rng.randint(41, 89), rng.randint(41, 99)
         forms = [("Find the value of {a} multiplied by {b}, minus {c}.", a * b - c),
                  ("How much is {c} added to the product of {a} and {b}?", a * b + c),
                  ("Multiply the sum of {a} and {c} by {b}. What number do you get?", (a + c) * b)]

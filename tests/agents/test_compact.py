@@ -1,0 +1,95 @@
+"""The compact prompt style: lenient parsing, one call per step, and the transcript contract — the
+trainer rebuilds, from the recorded steps alone, exactly the chat the runner sent the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agents.compact import parse_reply, system_prompt
+from agents.llm import OpenAIChatClient
+from agents.missions import AgentConfig
+from agents.prompts import DecisionError
+from agents.runner import run_mission
+from agents.suite import SuiteMission, build_suite, check_outcome, prepare_sandbox
+from schemas.transcript import SYSTEM_PROMPT_KEY
+from tests.agents.support import MemoryOpener, MemoryRecorder
+from tests.learning.support import StandIn, oracle
+from trainer.datasets import conversation
+from trainer.windows import WindowStep, WindowTrajectory
+
+
+@pytest.mark.parametrize(("text", "action", "tool", "value", "thought"), [
+    ("TOOL calculator: 6 * 7 + 1", "use_tool", "calculator", "6 * 7 + 1", ""),
+    ("You: TOOL calculator: (3+4)*(2+1)", "use_tool", "calculator", "(3+4)*(2+1)", ""),
+    ("tool Calculator(12*3)", "use_tool", "calculator", "12*3", ""),
+    ("I need the file.\nTOOL file_read: data/stock.txt\nResult: 5", "use_tool", "file_read", "data/stock.txt",
+     "I need the file."),
+    ('USE_TOOL file_write: {"path": "out/a.txt", "content": "7"}', "use_tool", "file_write",
+     '{"path": "out/a.txt", "content": "7"}', ""),
+    ("ANSWER: 391", "answer", "", "391", ""),
+    ("**Answer:** 42", "answer", "", "42", ""),
+    ("assistant: answer 17", "answer", "", "17", ""),
+])
+def test_parse_reply(text: str, action: str, tool: str, value: str, thought: str) -> None:
+    d = parse_reply(text)
+    assert (d.action, d.tool, d.input, d.thought) == (action, tool, value, thought)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("3 * 4 = 12, so the answer is 12.", "no TOOL or ANSWER line"),
+    ("ANSWER:", "ANSWER line has no answer"),
+    ("TOOL calculator", "TOOL line names no tool and input"),
+])
+def test_parse_reply_refuses(text: str, message: str) -> None:
+    with pytest.raises(DecisionError, match=message):
+        parse_reply(text)
+
+
+def _window_trajectory(recorder: MemoryRecorder) -> WindowTrajectory:
+    steps = [WindowStep(step_number=i, observation=s.observation, thought=s.thought, action_kind=s.action.kind,
+                        tool=getattr(s.action, "tool", ""), action_input=s.action_input, tool_result=s.tool_result,
+                        error=s.error) for i, s in enumerate(recorder.steps, start=1)]
+    return WindowTrajectory(session_id=recorder.session_id, agent_name="a", group_id=None, objective="o",
+                            agent_config=recorder.started["agent_config"], reward_version="v", total=1.0,
+                            advantage=0.0, steps=steps)
+
+
+async def test_trainer_rebuilds_the_exact_chat_the_runner_sent(tmp_path: Path) -> None:
+    chain: SuiteMission = next(m for m in build_suite("train") if m.family == "chain")
+
+    def stumbling(mission: SuiteMission, step: int) -> str:
+        if step == 0:
+            return "Let me think about the file first."  # malformed: no action line
+        if step == 1:
+            return "TOOL calculator: 1/0"  # a tool error
+        return "Sure.\n" + oracle(mission, step - 2)
+
+    with StandIn([chain], lambda model: stumbling) as server:
+        box = prepare_sandbox(chain, tmp_path / "box")
+        mission = chain.mission(box, AgentConfig(model="m", prompt_style="compact"))
+        mission = mission.model_copy(update={"agent_config": mission.agent_config.model_copy(
+            update={"max_iterations": 8})})  # room for the two mistakes
+        opener = MemoryOpener()
+        async with OpenAIChatClient(server.base_url, "m") as llm:
+            result = await run_mission(mission, llm, opener, mission.toolbox())
+    assert check_outcome(chain, result.final_answer, box) and result.steps == 6
+    recorder = opener.sessions[0]
+    assert recorder.started["agent_config"][SYSTEM_PROMPT_KEY] == system_prompt(mission.toolbox().describe())
+    assert recorder.started["agent_config"]["prompt_style"] == "compact"
+    chat = conversation(_window_trajectory(recorder))
+    sent = [r["messages"] for r in server.requests]
+    assert len(sent) == 6
+    for i, messages in enumerate(sent):  # request i is the chat up to step i's observation
+        assert messages == [{"role": m["role"], "content": m["content"]} for m in chat[: 2 + 2 * i]]
+    said = [m for m in chat if m["role"] == "assistant"]
+    assert [m["content"] for m in said] == [
+        "Let me think about the file first.", "TOOL calculator: 1/0", f"TOOL file_read: {next(iter(chain.files))}",
+        f"TOOL calculator: {chain.answer}", said[4]["content"], f"ANSWER: {chain.answer}"]
+    assert [m["train"] for m in said] == [False, False, True, True, True, True]  # mistakes are context only
+    assert said[4]["content"].startswith("TOOL file_write: {")
+    assert chat[3]["content"].startswith("Error: no TOOL or ANSWER line")
+    assert chat[5]["content"] == "Error: division by zero"
+    assert chat[7]["content"] == f"Result: {chain.files[next(iter(chain.files))]}"
+    assert recorder.steps[2].step_metadata["raw_reply"].startswith("Sure.\nTOOL file_read")
