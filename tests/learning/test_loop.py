@@ -66,4 +66,11 @@ def test_one_round_trains_evaluates_promotes_and_hot_loads(tmp_path: Path, tiny_
         assert any("PROMOTED" in line for line in lines) and any(line.startswith("round 1:") for line in lines)
         table = "\n".join(result.table())
         assert BASE in table and r.candidate in table and "promoted" in table
+        curve = client.query("SELECT round, model_id, successes, missions FROM learning_curve "
+                             "WHERE loop_id = {l:String} ORDER BY round", parameters={"l": result.loop_id}).result_rows
+        assert curve == [(0, BASE, 1, 4), (1, r.candidate, 4, 4)]
+        from stack.report import learning_curve
+
+        section = learning_curve(client)
+        assert "Learning curve" in section and "<img" in section and r.candidate in section
 
