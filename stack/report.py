@@ -164,8 +164,8 @@ def learning_curve(client: Any) -> str:
     for loop_id, points in loops.items():
         xs = [p[1] for p in points] if loop_id != "art eval" else list(range(len(points)))
         ys = [p[6] for p in points]
-        ax.errorbar(xs, ys, yerr=[[y - p[7] for y, p in zip(ys, points, strict=True)],
-                                  [p[8] - y for y, p in zip(ys, points, strict=True)]],
+        ax.errorbar(xs, ys, yerr=[[max(0.0, y - p[7]) for y, p in zip(ys, points, strict=True)],
+                                  [max(0.0, p[8] - y) for y, p in zip(ys, points, strict=True)]],
                     marker="o", capsize=3, label=loop_id)
     ax.set_xlabel("round (0 = starting champion)")
     ax.set_ylabel("task success (95% CI)")

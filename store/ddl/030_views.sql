@@ -114,7 +114,7 @@ SELECT
     avg(execution_time_ms) AS avg_execution_ms
 FROM steps FINAL
 WHERE action_kind = 'use_tool'
-GROUP BY tool
+GROUP BY tool;
 
 -- The learning curve: every held-out evaluation in order, one row per (loop round, model version).
 -- Round 0 of a loop is the starting champion; standalone `art eval` runs have an empty loop_id.
