@@ -51,7 +51,6 @@ def eval_command(
 
 
 async def _eval(art: Any, config: Path | None, base_url: str | None, name: str, promote: bool) -> None:
-    from agents.llm import OpenAIChatClient
     from agents.suite import build_suite
     from agents.tracking import Tracker
     from learning.evaluation import evaluate
@@ -71,8 +70,7 @@ async def _eval(art: Any, config: Path | None, base_url: str | None, name: str, 
             if done[0] % 10 == 0 or done[0] == len(missions):
                 _say(f"  {done[0]}/{len(missions)} runs")
 
-        async with Tracker.from_config(art) as tracker, OpenAIChatClient(session.base_url, model_id,
-                                                                         timeout_s=art.models.llm_timeout_s) as llm:
+        async with Tracker.from_config(art) as tracker, client_for(art, session.base_url, model_id) as llm:
             report = await evaluate(model_id, missions, llm, tracker, session.client, settings,
                                     art.storage.data_dir / "eval" / report_dir(model_id), flush=tracker.flush,
                                     on_run=on_run)
@@ -82,6 +80,14 @@ async def _eval(art: Any, config: Path | None, base_url: str | None, name: str, 
             decision = promote_if_better(session.client, get_model(session.client, model_id),
                                          art.learning.promotion_margin)
             typer.echo(f"{'promoted' if decision.promoted else 'not promoted'}: {decision.reason}")
+
+
+def client_for(art: Any, base_url: str, model: str) -> Any:
+    """The runs' LLM client: one attempt per call (a retry would queue the same work twice on a busy
+    server), and the learning request timeout."""
+    from agents.llm import OpenAIChatClient
+
+    return OpenAIChatClient(base_url, model, timeout_s=art.learning.request_timeout_s, retries=0)
 
 
 def report_dir(model_id: str) -> str:
@@ -127,15 +133,13 @@ def loop_command(
 async def run_loop(art: Any, config: Path | None, base_url: str | None, settings: Any,
                    say: Any = _say) -> Any:
     """Open the session and run the loop on the current champion (also the loop benchmark's entry point)."""
-    from agents.llm import OpenAIChatClient
     from agents.tracking import Tracker
     from learning.loop import Loop
     from learning.session import open_session
 
     with open_session(art, config, base_url, say) as session:
         champion = session.resolve("champion")
-        async with Tracker.from_config(art) as tracker, OpenAIChatClient(session.base_url, champion,
-                                                                         timeout_s=art.models.llm_timeout_s) as llm:
+        async with Tracker.from_config(art) as tracker, client_for(art, session.base_url, champion) as llm:
             loop = Loop(art, settings, llm, tracker, session.client, session.base_url, session.base_dir,
                         session.lineage, art.storage.data_dir / "loop", flush=tracker.flush, say=say)
             return await loop.run(champion)

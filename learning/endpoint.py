@@ -19,6 +19,7 @@ from types import TracebackType
 import httpx
 
 from learning.errors import LearningError
+from stack.processes import spawn
 
 
 def free_port() -> int:
@@ -68,8 +69,7 @@ class ServeProcess:
         if self.config is not None:
             cmd += ["--config", str(self.config)]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        self.proc = spawn(cmd, self.log_path, env=dict(os.environ))  # the kernel kills it if we die
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -65,6 +65,7 @@ class EvalReport(BaseModel):
     steps: float
     tokens_per_s: float
     seconds: float
+    errors: int = 0
     per_family: dict[str, float] = Field(default_factory=dict)
     session_ids: list[str] = Field(default_factory=list)
     loop_id: str = ""
@@ -75,6 +76,7 @@ class EvalReport(BaseModel):
         return {CHAMPION_METRIC: self.success, "eval_success_lo": self.success_lo, "eval_success_hi": self.success_hi,
                 SIZE_METRIC: float(self.missions), "eval_reward": self.reward, "eval_reward_ci": self.reward_ci,
                 "eval_efficiency": self.efficiency, "eval_steps": self.steps, "eval_tokens_per_s": self.tokens_per_s,
+                "eval_errors": float(self.errors),
                 **{f"eval_success_{f}": v for f, v in self.per_family.items()}}
 
     def lines(self) -> list[str]:
@@ -82,7 +84,8 @@ class EvalReport(BaseModel):
         return [f"{self.model_id}: task success {self.success:.3f} ({self.successes}/{self.missions}, 95% CI "
                 f"{self.success_lo:.3f}-{self.success_hi:.3f})",
                 f"  mean reward {self.reward:.3f} ± {self.reward_ci:.3f}, efficiency {self.efficiency:.3f}, "
-                f"steps {self.steps:.2f}, {self.tokens_per_s:.1f} tokens/s, {self.seconds:.0f} s",
+                f"steps {self.steps:.2f}, {self.tokens_per_s:.1f} tokens/s, {self.seconds:.0f} s"
+                + (f", {self.errors} runs ended by an LLM error" if self.errors else ""),
                 f"  per family: {fam}"]
 
 
@@ -103,7 +106,8 @@ def summarize(model_id: str, outcomes: Sequence[Outcome], judged: dict[str, Judg
         efficiency=statistics.fmean(judged[o.session_id].efficiency for o in outcomes) if rewards else 0.0,
         steps=statistics.fmean(o.steps for o in outcomes) if n else 0.0,
         tokens_per_s=sum(o.completion_tokens for o in outcomes) / seconds if seconds > 0 else 0.0,
-        seconds=seconds, per_family={f: sum(v) / len(v) for f, v in families.items()},
+        seconds=seconds, errors=sum(1 for o in outcomes if o.status == "error"),
+        per_family={f: sum(v) / len(v) for f, v in families.items()},
         session_ids=[o.session_id for o in outcomes])
 
 

@@ -84,10 +84,12 @@ class LearningConfig(Section):
     temperature: float = Field(1.0, ge=0, le=2, description="sampling temperature of the training runs")
     eval_per_family: int = Field(12, ge=1, description="held-out missions per family")
     concurrency: int = Field(16, ge=1, description="runs in flight at once (the server batches them)")
-    max_tokens: int = Field(48, ge=1, description="completion limit per step")
+    max_tokens: int = Field(32, ge=1, description="completion limit per step (one action line)")
     objective: str = Field("sft", description="sft | awr | dpo")
     teacher: str = Field("self", description="self: only the improved model's lineage; fleet: other agents too")
     wait_s: float = Field(300.0, gt=0, description="longest wait for the pipeline to judge a round's runs")
+    request_timeout_s: float = Field(900.0, gt=0, description="per LLM call: a CPU server under a full batch "
+                                     "answers slowly, and a timed-out call ends its run")
 
 
 class ArtConfig(Section):

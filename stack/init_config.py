@@ -56,10 +56,11 @@ groups = 24                           # training missions per round, each a grou
 temperature = 1.0                     # sampling temperature of training runs (evaluation is greedy)
 eval_per_family = 12                  # held-out missions per family
 concurrency = 16                      # runs in flight (the server batches them)
-max_tokens = 48
+max_tokens = 32
 objective = "sft"                     # sft | awr | dpo
 teacher = "self"                      # self: own lineage only; fleet: other agents' runs too
 wait_s = 300.0
+request_timeout_s = 900.0             # per LLM call of a loop or eval run (CPU servers are slow under load)
 """
 
 

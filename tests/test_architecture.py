@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
     "streams": {"consumers", "trainer"},
     "consumers": {"streams", "trainer"},
-    "trainer": {"streams", "consumers"},
+    "trainer": {"streams", "consumers", "learning"},
+    "learning": {"streams", "consumers"},
+    "agents": {"streams", "consumers", "trainer", "learning", "serving", "stack"},
     "schemas": {"streams", "consumers", "trainer", "agents", "judges", "store", "stack", "bench"},
     "judges": {"streams", "consumers", "trainer", "stack"},
     "store": {"streams", "consumers", "trainer", "agents", "judges", "stack"},
@@ -41,7 +43,8 @@ def test_package_boundaries(package: str) -> None:
 
 def test_pipeline_and_cli_import_without_torch() -> None:
     code = ("import sys, stack.cli, streams.sessions, streams.judging, consumers.sink, consumers.replay, "
-            "agents.tracking, agents.runner, judges; stack.cli._register_all(); "
+            "agents.tracking, agents.runner, agents.suite, judges, learning.loop, learning.evaluation, "
+            "learning.session; stack.cli._register_all(); "
             "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

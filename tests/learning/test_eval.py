@@ -45,6 +45,9 @@ def test_eval_is_judged_stored_exact_and_kept_out_of_training_windows(tmp_path: 
         assert f"{BASE}: task success 0.500 (4/8, 95% CI" in out.stdout
         assert "per family: arith 1.00, lookup 1.00, files 0.00, chain 0.00" in out.stdout
 
+        shown = art("models", "show", BASE, env=env, cwd=tmp_path)
+        assert shown.returncode == 0 and "task success 0.500 (95% CI" in shown.stdout
+        assert "on 8 held-out missions" in shown.stdout and '"eval_success": 0.5' in shown.stdout
         record = get_model(client, BASE)
         lo, hi = wilson(4, 8)
         assert record.metrics["eval_success"] == 0.5 and record.metrics["eval_missions"] == 8.0
