@@ -34,7 +34,7 @@ from agents.recording import ActionT, SessionOpener, StepRecorder
 from agents.tools import ToolError
 from agents.tools.base import Toolbox
 from schemas.models import Answer, Ask, CompletionTrace, SessionStatus, Think, UseTool
-from schemas.transcript import COMPACT_STYLE, SYSTEM_PROMPT_KEY, action_line, malformed_turn
+from schemas.transcript import COMPACT_STYLE, PROMPT_PREFIX_KEY, action_line, malformed_turn
 
 AskHandler = Callable[[str], Awaitable[str]]
 """Answers an agent's ASK (e.g. a human at a prompt); without one the agent is told to go on alone."""
@@ -59,11 +59,11 @@ class RunResult(BaseModel):
 
 
 def session_config(mission: Mission, tools: Toolbox) -> dict[str, str]:
-    """``SessionStarted.agent_config``: the mission's settings, plus the exact system prompt when compact
+    """``SessionStarted.agent_config``: the mission's settings, plus the exact prompt prefix when compact
     (the trainer rebuilds the chat from it)."""
     out = mission.agent_config.as_strings()
     if mission.agent_config.prompt_style == COMPACT_STYLE:
-        out[SYSTEM_PROMPT_KEY] = compact.system_prompt(tools.describe())
+        out[PROMPT_PREFIX_KEY] = compact.encode_prefix(compact.prompt_prefix(tools))
     return out
 
 
@@ -80,7 +80,7 @@ class _Run:
         self.tokens = 0
         self.traces: list[CompletionTrace] = []  # the current step's completions, as the policy produced them
         self.compact = self.cfg.prompt_style == COMPACT_STYLE
-        self.system = compact.system_prompt(self.tools_text) if self.compact else ""
+        self.prefix = compact.prompt_prefix(tools) if self.compact else []
         self.said: list[tuple[str, str]] = []  # compact: (observation, assistant turn) per step
 
     def first_observation(self) -> str:
@@ -89,8 +89,9 @@ class _Run:
         return f"Task: {self.mission.objective}\nNo steps taken yet."
 
     async def _chat(self, messages: list[ChatMessage], purpose: str) -> tuple[str, int]:
+        stop = {"stop": compact.STOP} if self.compact else {}
         reply = await self.llm.chat(messages, temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens,
-                                    model=self.cfg.model or None, logprobs=self.cfg.token_traces)
+                                    model=self.cfg.model or None, logprobs=self.cfg.token_traces, **stop)
         if reply.token_ids is not None:
             self.traces.append(CompletionTrace(purpose=purpose, model=reply.model, token_ids=reply.token_ids,
                                                logprobs=reply.logprobs or []))
@@ -151,7 +152,7 @@ class _Run:
         meta: dict[str, str] = {}
         self.traces = []
         try:
-            raw, tokens = await self._chat(compact.chat(self.system, self.said, observation), "act")
+            raw, tokens = await self._chat(compact.chat(self.prefix, self.said, observation), "act")
         except LLMError as exc:
             await self._record(Turn(number, observation, "", Think(note=""), error=f"LLM call failed: {exc}"),
                                "", meta, started, 0)

@@ -51,9 +51,9 @@ class _Counting:
         self.completion_tokens = 0
 
     async def chat(self, messages: list[ChatMessage], *, temperature: float = 0.7, max_tokens: int | None = None,
-                   model: str | None = None, logprobs: bool = False) -> ChatReply:
+                   model: str | None = None, logprobs: bool = False, stop: list[str] | None = None) -> ChatReply:
         reply = await self.inner.chat(messages, temperature=temperature, max_tokens=max_tokens, model=model,
-                                      logprobs=logprobs)
+                                      logprobs=logprobs, stop=stop)
         self.completion_tokens += reply.completion_tokens
         return reply
 

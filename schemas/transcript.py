@@ -3,8 +3,8 @@
 Why a contract: a policy learns only what it is trained on in the form it is prompted with. The
 runner's compact style prompts with a chat whose user turns are the recorded observations and
 whose assistant turns are the canonical action lines below; the trainer rebuilds exactly that chat
-from the recorded steps (system prompt from ``SessionStarted.agent_config``). One definition here,
-so the two can never drift.
+from the recorded steps, after the recorded prompt prefix (system message and any worked example,
+``SessionStarted.agent_config[PROMPT_PREFIX_KEY]``). One definition here, so the two never drift.
 
 An action line is ``TOOL <name>: <input>`` or ``ANSWER: <text>``; a reply that is neither is kept
 verbatim (clipped) as the turn, so the context of later steps shows what the model really said.
@@ -14,8 +14,9 @@ from __future__ import annotations
 
 COMPACT_STYLE = "compact"
 """``agent_config["prompt_style"]`` of sessions run in this format."""
-SYSTEM_PROMPT_KEY = "system_prompt"
-"""``agent_config`` key holding the exact system message of a compact session."""
+PROMPT_PREFIX_KEY = "prompt_prefix"
+"""``agent_config`` key holding, as a JSON list of {role, content}, every message a compact session's chats
+begin with (the system message, then any worked example: context, never a training target)."""
 RUN_KIND_KEY = "run_kind"
 """``agent_config`` key saying why a session ran: ``evaluation`` runs never enter training windows."""
 EVALUATION = "evaluation"

@@ -9,11 +9,12 @@ than ``max_length`` are split at turn boundaries, each chunk restarting from the
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.transcript import COMPACT_STYLE, SYSTEM_PROMPT_KEY, action_line, malformed_turn
+from schemas.transcript import COMPACT_STYLE, PROMPT_PREFIX_KEY, action_line, malformed_turn
 from trainer.errors import EmptyDatasetError, TrainerError
 from trainer.windows import Window, WindowStep, WindowTrajectory
 
@@ -61,10 +62,12 @@ def _observation(step: WindowStep, previous: WindowStep | None) -> str:
 
 
 def compact_conversation(traj: WindowTrajectory) -> list[dict[str, Any]]:
-    """The exact chat a compact-style run saw (``schemas.transcript``): recorded system prompt, observations
-    as user turns, canonical action lines as assistant turns. Steps that failed (malformed reply, tool
-    error) stay as context but carry ``train: False``, so the loss never teaches a mistake."""
-    messages: list[dict[str, Any]] = [{"role": "system", "content": traj.agent_config[SYSTEM_PROMPT_KEY]}]
+    """The exact chat a compact-style run saw (``schemas.transcript``): the recorded prompt prefix, then
+    observations as user turns and canonical action lines as assistant turns. The prefix's worked example
+    and the steps that failed (malformed reply, tool error) stay as context with ``train: False``, so the
+    loss falls only on what this run did right."""
+    messages: list[dict[str, Any]] = [{"role": m["role"], "content": m["content"], "train": False}
+                                      for m in json.loads(traj.agent_config[PROMPT_PREFIX_KEY])]
     for step in traj.steps:
         messages.append({"role": "user", "content": step.observation})
         if step.action_kind in ("use_tool", "answer"):
@@ -76,7 +79,7 @@ def compact_conversation(traj: WindowTrajectory) -> list[dict[str, Any]]:
 
 
 def is_compact(traj: WindowTrajectory) -> bool:
-    return traj.agent_config.get("prompt_style") == COMPACT_STYLE and SYSTEM_PROMPT_KEY in traj.agent_config
+    return traj.agent_config.get("prompt_style") == COMPACT_STYLE and PROMPT_PREFIX_KEY in traj.agent_config
 
 
 def conversation(traj: WindowTrajectory) -> list[dict[str, Any]]:

@@ -54,16 +54,19 @@ class ToolKind:
     description: str
     config_model: type[ToolConfig]
     factory: ToolFactory
+    example: str = ""
+    """A typical input, shown to models that need one (the compact prompt style)."""
 
 
 REGISTRY: dict[str, ToolKind] = {}
 
 
-def register_tool(name: str, description: str, config_model: type[ToolConfig]) -> Callable[[ToolFactory], ToolFactory]:
+def register_tool(name: str, description: str, config_model: type[ToolConfig],
+                  example: str = "") -> Callable[[ToolFactory], ToolFactory]:
     """Decorator: make ``factory`` available to missions under ``name``."""
 
     def deco(factory: ToolFactory) -> ToolFactory:
-        REGISTRY[name] = ToolKind(name, description, config_model, factory)
+        REGISTRY[name] = ToolKind(name, description, config_model, factory, example)
         return factory
 
     return deco

@@ -3,17 +3,18 @@ trainer rebuilds, from the recorded steps alone, exactly the chat the runner sen
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from agents.compact import parse_reply, system_prompt
+from agents.compact import EXAMPLE, STOP, parse_reply, prompt_prefix
 from agents.llm import OpenAIChatClient
 from agents.missions import AgentConfig
 from agents.prompts import DecisionError
 from agents.runner import run_mission
 from agents.suite import SuiteMission, build_suite, check_outcome, prepare_sandbox
-from schemas.transcript import SYSTEM_PROMPT_KEY
+from schemas.transcript import PROMPT_PREFIX_KEY
 from tests.agents.support import MemoryOpener, MemoryRecorder
 from tests.learning.support import StandIn, oracle
 from trainer.datasets import conversation
@@ -76,20 +77,24 @@ async def test_trainer_rebuilds_the_exact_chat_the_runner_sent(tmp_path: Path) -
             result = await run_mission(mission, llm, opener, mission.toolbox())
     assert check_outcome(chain, result.final_answer, box) and result.steps == 6
     recorder = opener.sessions[0]
-    assert recorder.started["agent_config"][SYSTEM_PROMPT_KEY] == system_prompt(mission.toolbox().describe())
+    prefix = [m.model_dump() for m in prompt_prefix(mission.toolbox())]
+    assert json.loads(recorder.started["agent_config"][PROMPT_PREFIX_KEY]) == prefix
     assert recorder.started["agent_config"]["prompt_style"] == "compact"
+    assert len(prefix) == 1 + len(EXAMPLE) and "TOOL file_write: {" in prefix[0]["content"]
     chat = conversation(_window_trajectory(recorder))
     sent = [r["messages"] for r in server.requests]
-    assert len(sent) == 6
+    assert len(sent) == 6 and all(r["stop"] == STOP for r in server.requests)
     for i, messages in enumerate(sent):  # request i is the chat up to step i's observation
-        assert messages == [{"role": m["role"], "content": m["content"]} for m in chat[: 2 + 2 * i]]
-    said = [m for m in chat if m["role"] == "assistant"]
+        assert messages == [{"role": m["role"], "content": m["content"]} for m in chat[: len(prefix) + 1 + 2 * i]]
+    assert [m["train"] for m in chat[: len(prefix)]] == [False] * len(prefix)  # the example is never a target
+    said = [m for m in chat[len(prefix):] if m["role"] == "assistant"]
     assert [m["content"] for m in said] == [
         "Let me think about the file first.", "TOOL calculator: 1/0", f"TOOL file_read: {next(iter(chain.files))}",
         f"TOOL calculator: {chain.answer}", said[4]["content"], f"ANSWER: {chain.answer}"]
     assert [m["train"] for m in said] == [False, False, True, True, True, True]  # mistakes are context only
     assert said[4]["content"].startswith("TOOL file_write: {")
-    assert chat[3]["content"].startswith("Error: no TOOL or ANSWER line")
-    assert chat[5]["content"] == "Error: division by zero"
-    assert chat[7]["content"] == f"Result: {chain.files[next(iter(chain.files))]}"
+    seen = [m["content"] for m in chat[len(prefix):] if m["role"] == "user"]
+    assert seen[0] == f"Task: {chain.objective}" and seen[1].startswith("Error: no TOOL or ANSWER line")
+    assert seen[2] == "Error: division by zero"
+    assert seen[3] == f"Result: {chain.files[next(iter(chain.files))]}"
     assert recorder.steps[2].step_metadata["raw_reply"].startswith("Sure.\nTOOL file_read")

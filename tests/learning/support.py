@@ -85,10 +85,11 @@ class StandIn:
         with self._lock:
             self.requests.append(body)
         messages = body["messages"]
-        mission = self.by_task.get(messages[1]["content"]) if len(messages) > 1 else None
-        if mission is None:
+        start = next((i for i, m in enumerate(messages) if m["role"] == "user" and m["content"] in self.by_task), None)
+        if start is None:  # (a worked example before the task is not the task)
             return 400, {"error": {"message": "unknown task"}}
-        step = sum(1 for m in messages if m["role"] == "assistant")
+        mission = self.by_task[messages[start]["content"]]
+        step = sum(1 for m in messages[start:] if m["role"] == "assistant")
         text = self.policies(body["model"])(mission, step)
         return 200, {"id": "c", "object": "chat.completion", "model": body["model"],
                      "choices": [{"index": 0, "finish_reason": "stop",
