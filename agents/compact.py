@@ -3,7 +3,8 @@
 Why: a 135M-parameter model cannot hold the think / decide-as-JSON / reflect protocol of the default
 style together (it writes the calculation itself, or prose around broken JSON), and three calls per
 step triple the cost of every run. Here the chat *is* the trajectory: a short system message gives
-the two reply forms and each tool as a ready-made line (``TOOL calculator: (12 + 3) * 4``), one
+the reply form and each tool as a ready-made line (``calculator: (12 + 3) * 4``; the tool name
+leads, so it cannot be left out — "TOOL: 3 * 4" was the base model's commonest mistake), one
 worked exchange follows as real chat turns (small models copy turns far better than prose), then
 each user turn is the observation the runner records and each assistant turn the canonical action
 line (``schemas.transcript``). The whole prefix is recorded with the session, so the trainer
@@ -20,33 +21,31 @@ from agents.llm import ChatMessage
 from agents.prompts import Decision, DecisionError, clip
 from agents.tools.base import REGISTRY, Toolbox
 
-FORMAT_REMINDER = "Reply with one line: TOOL <tool name>: <input>, or ANSWER: <answer>."
+FORMAT_REMINDER = "Reply with one line: a tool name, a colon and its input (calculator: 2 * 3), or answer: <answer>."
 STOP = ["\n"]
-EXAMPLE = [("user", "Task: What is 6 * 7 + 1?"), ("assistant", "TOOL calculator: 6 * 7 + 1"),
-           ("user", "Result: 43"), ("assistant", "ANSWER: 43")]
+EXAMPLE = [("user", "Task: What is 6 * 7 + 1?"), ("assistant", "calculator: 6 * 7 + 1"),
+           ("user", "Result: 43"), ("assistant", "answer: 43")]
 """The worked exchange (shown when the mission has a calculator); context only, never trained on."""
 
-_ACTION = re.compile(r"^[\W_]*(?:(?:you|assistant|agent|action)\s*:\s*)?(use_tool|tool|answer|final answer)\b\s*(.*)$",
-                     re.IGNORECASE)
-_TOOL_CALL = (re.compile(r"^\s*([A-Za-z][\w-]*)\s*:\s*(.*?)\s*$"), re.compile(r"^\s*([A-Za-z][\w-]*)\((.*)\)\s*$"))
+_ROLE = re.compile(r"^[\W_]*(?:(?:you|assistant|agent|action)\s*:\s*)?(?:(?:use_tool|tool)\b\s*:?\s*)?", re.IGNORECASE)
+_CALL = (re.compile(r"^([A-Za-z][\w -]*?)\s*:\s*(.*?)\s*$"), re.compile(r"^([A-Za-z][\w-]*)\((.*)\)\s*$"))
+_ANSWER = ("answer", "final answer")
 
 
 def _tool_line(name: str) -> str:
     kind = REGISTRY.get(name)
     if kind is None:
-        return f"TOOL {name}: <input>"
+        return f"{name}: <input>"
     what = kind.description.split(":")[0].strip()
-    return f"TOOL {name}: {kind.example or '<input>'}   ({what})"
+    return f"{name}: {kind.example or '<input>'}   ({what})"
 
 
 def system_prompt(tools: Toolbox) -> str:
-    """The system message: the two reply forms, then every tool as a line ready to copy."""
-    lines = "\n".join(_tool_line(n) for n in tools.names()) or "(no tools)"
-    return ("You solve a task by calling tools, one call per reply. Reply with exactly one line, either\n"
-            "TOOL <tool name>: <tool input>\n"
-            "or, when you know the final answer,\n"
-            "ANSWER: <the answer only>\n\n"
-            f"Tools:\n{lines}")
+    """The system message: the reply form, then every tool as a line ready to copy."""
+    lines = "\n".join(_tool_line(n) for n in tools.names())
+    return ("You solve a task with tools, one tool call per reply. Reply with exactly one line: a tool name, "
+            "a colon and the tool's input. When you know the final answer, reply with answer: and the answer "
+            f"only.\n\nTools:\n{lines}\nanswer: <the final answer only>")
 
 
 def prompt_prefix(tools: Toolbox) -> list[ChatMessage]:
@@ -77,24 +76,28 @@ def malformed_observation(reason: str) -> str:
     return f"Error: {reason}. {FORMAT_REMINDER}"
 
 
-def parse_reply(text: str) -> Decision:
-    """The first action line of ``text``; the lines before it are the thought."""
+def parse_reply(text: str, tools: list[str]) -> Decision:
+    """The first line of ``text`` that starts with one of ``tools`` or ``answer`` (after role prefixes or a
+    ``TOOL`` word, any case); the lines before it are the thought."""
+    known = {t.lower(): t for t in tools}
     lines = text.strip().splitlines()
     for i, line in enumerate(lines):
-        match = _ACTION.match(line.strip())
-        if not match:
+        rest = _ROLE.sub("", line.strip(), count=1).strip("*_ ")
+        call = next((m for m in (p.match(rest) for p in _CALL) if m), None)
+        if call is None:
             continue
-        kind, rest = match.group(1).lower(), match.group(2).strip().lstrip(":*_ ").rstrip("*_ ")
+        head, value = call.group(1).strip().lower(), call.group(2).strip().strip("*_ ").strip()
         thought = "\n".join(lines[:i]).strip()
-        if kind in ("answer", "final answer"):
-            if not rest:
-                raise DecisionError("ANSWER line has no answer")
-            return Decision(action="answer", input=rest, thought=thought)
-        call = next((m for m in (p.match(rest) for p in _TOOL_CALL) if m), None)
-        if call is None or not call.group(2).strip():
-            raise DecisionError(f"TOOL line names no tool and input: {clip(line.strip(), 200)!r}")
-        return Decision(action="use_tool", tool=call.group(1).lower(), input=call.group(2).strip(), thought=thought)
-    raise DecisionError(f"no TOOL or ANSWER line in the reply: {clip(text.strip(), 200)!r}")
+        if head in _ANSWER:
+            if not value:
+                raise DecisionError("the answer line has no answer")
+            return Decision(action="answer", input=value, thought=thought)
+        if head in known:
+            if not value:
+                raise DecisionError(f"the {known[head]} line has no input")
+            return Decision(action="use_tool", tool=known[head], input=value, thought=thought)
+    raise DecisionError(f"no line starts with a tool name ({', '.join(tools)}) or answer: "
+                        f"{clip(text.strip(), 200)!r}")
 
 
 def chat(prefix: list[ChatMessage], turns: list[tuple[str, str]], observation: str) -> list[ChatMessage]:

@@ -161,7 +161,7 @@ class _Run:
         error: str | None = None
         action: ActionT
         try:
-            decision = compact.parse_reply(raw)
+            decision = compact.parse_reply(raw, self.tools.names())
         except DecisionError as exc:
             action, action_input, thought = Think(note="malformed decision"), clip(raw, 2000), ""
             error = f"malformed decision: {exc}"

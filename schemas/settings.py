@@ -81,7 +81,7 @@ class LearningConfig(Section):
     rounds: int = Field(3, ge=1, le=100)
     groups: int = Field(24, ge=1, description="training missions per round, each run as one group of "
                         "judge.rollouts_per_group sampled runs (RULER compares them)")
-    temperature: float = Field(1.0, ge=0, le=2, description="sampling temperature of the training runs")
+    temperature: float = Field(0.7, ge=0, le=2, description="sampling temperature of the training runs")
     eval_per_family: int = Field(12, ge=1, description="held-out missions per family")
     concurrency: int = Field(16, ge=1, description="runs in flight at once (the server batches them)")
     max_tokens: int = Field(32, ge=1, description="completion limit per step (one action line)")

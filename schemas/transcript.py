@@ -6,8 +6,9 @@ whose assistant turns are the canonical action lines below; the trainer rebuilds
 from the recorded steps, after the recorded prompt prefix (system message and any worked example,
 ``SessionStarted.agent_config[PROMPT_PREFIX_KEY]``). One definition here, so the two never drift.
 
-An action line is ``TOOL <name>: <input>`` or ``ANSWER: <text>``; a reply that is neither is kept
-verbatim (clipped) as the turn, so the context of later steps shows what the model really said.
+An action line is ``<tool name>: <input>`` or ``answer: <text>`` — the tool name first, so a small model
+cannot leave it out; a reply that is neither is kept verbatim (clipped) as the turn, so the context of
+later steps shows what the model really said.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ MALFORMED_CLIP = 300
 def action_line(kind: str, tool: str, text: str) -> str:
     """The assistant turn of a well-formed action."""
     if kind == "use_tool":
-        return f"TOOL {tool}: {text}"
+        return f"{tool}: {text}"
     if kind == "answer":
-        return f"ANSWER: {text}"
+        return f"answer: {text}"
     raise ValueError(f"the compact transcript has no line for a {kind!r} action")
 
 

@@ -4,6 +4,7 @@ trainer rebuilds, from the recorded steps alone, exactly the chat the runner sen
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -20,32 +21,38 @@ from tests.learning.support import StandIn, oracle
 from trainer.datasets import conversation
 from trainer.windows import WindowStep, WindowTrajectory
 
+TOOLS = ["calculator", "file_read", "file_write"]
+
 
 @pytest.mark.parametrize(("text", "action", "tool", "value", "thought"), [
-    ("TOOL calculator: 6 * 7 + 1", "use_tool", "calculator", "6 * 7 + 1", ""),
-    ("You: TOOL calculator: (3+4)*(2+1)", "use_tool", "calculator", "(3+4)*(2+1)", ""),
-    ("tool Calculator(12*3)", "use_tool", "calculator", "12*3", ""),
-    ("I need the file.\nTOOL file_read: data/stock.txt\nResult: 5", "use_tool", "file_read", "data/stock.txt",
+    ("calculator: 6 * 7 + 1", "use_tool", "calculator", "6 * 7 + 1", ""),
+    ("You: calculator: (3+4)*(2+1)", "use_tool", "calculator", "(3+4)*(2+1)", ""),
+    ("TOOL Calculator: 12*3", "use_tool", "calculator", "12*3", ""),
+    ("calculator(12*3)", "use_tool", "calculator", "12*3", ""),
+    ("I need the file.\nfile_read: data/stock.txt\nResult: 5", "use_tool", "file_read", "data/stock.txt",
      "I need the file."),
-    ('USE_TOOL file_write: {"path": "out/a.txt", "content": "7"}', "use_tool", "file_write",
+    ('file_write: {"path": "out/a.txt", "content": "7"}', "use_tool", "file_write",
      '{"path": "out/a.txt", "content": "7"}', ""),
+    ("answer: 391", "answer", "", "391", ""),
     ("ANSWER: 391", "answer", "", "391", ""),
     ("**Answer:** 42", "answer", "", "42", ""),
-    ("assistant: answer 17", "answer", "", "17", ""),
+    ("Breaking it down:\nassistant: final answer: 17", "answer", "", "17", "Breaking it down:"),
 ])
 def test_parse_reply(text: str, action: str, tool: str, value: str, thought: str) -> None:
-    d = parse_reply(text)
+    d = parse_reply(text, TOOLS)
     assert (d.action, d.tool, d.input, d.thought) == (action, tool, value, thought)
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("3 * 4 = 12, so the answer is 12.", "no TOOL or ANSWER line"),
-    ("ANSWER:", "ANSWER line has no answer"),
-    ("TOOL calculator", "TOOL line names no tool and input"),
+    ("3 * 4 = 12, so the answer is 12.", "no line starts with a tool name (calculator, file_read, file_write)"),
+    ("TOOL: 9 * 6 + 1", "no line starts with a tool name"),
+    ("fetch: 8 x 6", "no line starts with a tool name"),
+    ("answer:", "the answer line has no answer"),
+    ("calculator:", "the calculator line has no input"),
 ])
 def test_parse_reply_refuses(text: str, message: str) -> None:
-    with pytest.raises(DecisionError, match=message):
-        parse_reply(text)
+    with pytest.raises(DecisionError, match=re.escape(message)):
+        parse_reply(text, TOOLS)
 
 
 def _window_trajectory(recorder: MemoryRecorder) -> WindowTrajectory:
@@ -64,7 +71,7 @@ async def test_trainer_rebuilds_the_exact_chat_the_runner_sent(tmp_path: Path) -
         if step == 0:
             return "Let me think about the file first."  # malformed: no action line
         if step == 1:
-            return "TOOL calculator: 1/0"  # a tool error
+            return "calculator: 1/0"  # a tool error
         return "Sure.\n" + oracle(mission, step - 2)
 
     with StandIn([chain], lambda model: stumbling) as server:
@@ -80,7 +87,7 @@ async def test_trainer_rebuilds_the_exact_chat_the_runner_sent(tmp_path: Path) -
     prefix = [m.model_dump() for m in prompt_prefix(mission.toolbox())]
     assert json.loads(recorder.started["agent_config"][PROMPT_PREFIX_KEY]) == prefix
     assert recorder.started["agent_config"]["prompt_style"] == "compact"
-    assert len(prefix) == 1 + len(EXAMPLE) and "TOOL file_write: {" in prefix[0]["content"]
+    assert len(prefix) == 1 + len(EXAMPLE) and 'file_write: {"path"' in prefix[0]["content"]
     chat = conversation(_window_trajectory(recorder))
     sent = [r["messages"] for r in server.requests]
     assert len(sent) == 6 and all(r["stop"] == STOP for r in server.requests)
@@ -89,12 +96,12 @@ async def test_trainer_rebuilds_the_exact_chat_the_runner_sent(tmp_path: Path) -
     assert [m["train"] for m in chat[: len(prefix)]] == [False] * len(prefix)  # the example is never a target
     said = [m for m in chat[len(prefix):] if m["role"] == "assistant"]
     assert [m["content"] for m in said] == [
-        "Let me think about the file first.", "TOOL calculator: 1/0", f"TOOL file_read: {next(iter(chain.files))}",
-        f"TOOL calculator: {chain.answer}", said[4]["content"], f"ANSWER: {chain.answer}"]
+        "Let me think about the file first.", "calculator: 1/0", f"file_read: {next(iter(chain.files))}",
+        f"calculator: {chain.answer}", said[4]["content"], f"answer: {chain.answer}"]
     assert [m["train"] for m in said] == [False, False, True, True, True, True]  # mistakes are context only
-    assert said[4]["content"].startswith("TOOL file_write: {")
+    assert said[4]["content"].startswith("file_write: {")
     seen = [m["content"] for m in chat[len(prefix):] if m["role"] == "user"]
-    assert seen[0] == f"Task: {chain.objective}" and seen[1].startswith("Error: no TOOL or ANSWER line")
+    assert seen[0] == f"Task: {chain.objective}" and seen[1].startswith("Error: no line starts with a tool name")
     assert seen[2] == "Error: division by zero"
     assert seen[3] == f"Result: {chain.files[next(iter(chain.files))]}"
-    assert recorder.steps[2].step_metadata["raw_reply"].startswith("Sure.\nTOOL file_read")
+    assert recorder.steps[2].step_metadata["raw_reply"].startswith("Sure.\nfile_read")

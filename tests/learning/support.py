@@ -26,20 +26,20 @@ def oracle(mission: SuiteMission, step: int) -> str:
     a = mission.answer
     src = next(iter(mission.files), "")
     if mission.family == "arith":
-        lines = [f"TOOL calculator: {a}", f"ANSWER: {a}"]
+        lines = [f"calculator: {a}", f"answer: {a}"]
     elif mission.family == "lookup":
-        lines = ["TOOL lookup: price", f"TOOL calculator: {a}", f"ANSWER: {a}"]
+        lines = ["lookup: price", f"calculator: {a}", f"answer: {a}"]
     elif mission.family == "files":
-        lines = [f"TOOL file_read: {src}", f"TOOL calculator: {a}", f"ANSWER: {a}"]
+        lines = [f"file_read: {src}", f"calculator: {a}", f"answer: {a}"]
     else:
         dst = next(iter(mission.expect_files))
-        lines = [f"TOOL file_read: {src}", f"TOOL calculator: {a}",
-                 "TOOL file_write: " + json.dumps({"path": dst, "content": a}), f"ANSWER: {a}"]
+        lines = [f"file_read: {src}", f"calculator: {a}", "file_write: " + json.dumps({"path": dst, "content": a}),
+                 f"answer: {a}"]
     return lines[min(step, len(lines) - 1)]
 
 
 def wrong(mission: SuiteMission, step: int) -> str:
-    return "ANSWER: 0"
+    return "answer: 0"
 
 
 class StandIn:

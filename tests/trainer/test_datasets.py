@@ -84,7 +84,7 @@ def test_compact_runs_train_only_their_good_turns(tokenizer: Any) -> None:
     from trainer.windows import WindowStep, WindowTrajectory
 
     prefix = [{"role": "system", "content": "Reply with one line."}, {"role": "user", "content": "Task: 1+1?"},
-              {"role": "assistant", "content": "ANSWER: 2"}]
+              {"role": "assistant", "content": "answer: 2"}]
     steps = [WindowStep(step_number=1, observation="Task: 3*4?", action_kind="think", action_input="hmm twelve",
                         error="malformed decision: no TOOL or ANSWER line"),
              WindowStep(step_number=2, observation="Error: reply with one line", action_kind="use_tool",
@@ -96,6 +96,6 @@ def test_compact_runs_train_only_their_good_turns(tokenizer: Any) -> None:
                             agent_config={"prompt_style": "compact", "prompt_prefix": json.dumps(prefix)})
     (example,) = encode_conversation(tokenizer, conversation(traj), 1024)
     trained = tokenizer.decode([i for i, m in zip(example.ids, example.mask, strict=True) if m])
-    assert "TOOL calculator: 3*4" in trained and "ANSWER: 12" in trained
-    assert "hmm twelve" not in trained and "ANSWER: 2" not in trained and "Task:" not in trained
-    assert tokenizer.decode(example.ids).count("ANSWER: 2") == 1  # the example is still in the context
+    assert "calculator: 3*4" in trained and "answer: 12" in trained
+    assert "hmm twelve" not in trained and "answer: 2<" not in trained and "Task:" not in trained
+    assert tokenizer.decode(example.ids).count("answer: 2<") == 1  # the example is still in the context
