@@ -3,9 +3,10 @@
 Why: a 135M-parameter model cannot hold the think / decide-as-JSON / reflect protocol of the default
 style together (it writes the calculation itself, or prose around broken JSON), and three calls per
 step triple the cost of every run. Here the chat *is* the trajectory: a short system message gives
-the reply form and each tool as a ready-made line (``calculator: (12 + 3) * 4``; the tool name
-leads, so it cannot be left out — "TOOL: 3 * 4" was the base model's commonest mistake), one
-worked exchange follows as real chat turns (small models copy turns far better than prose), then
+the reply form and each tool as a line to fill in (``file_read: <file path>``; the tool name leads,
+so it cannot be left out — "TOOL: 3 * 4" was the base model's commonest mistake — and placeholders,
+not sample values, because it copies sample values verbatim), one worked exchange that fits the
+tools follows as real chat turns (small models copy turns far better than prose), then
 each user turn is the observation the runner records and each assistant turn the canonical action
 line (``schemas.transcript``). The whole prefix is recorded with the session, so the trainer
 rebuilds the very chat the model saw. Replies stop at the first line break: the one line is the
@@ -23,9 +24,21 @@ from agents.tools.base import REGISTRY, Toolbox
 
 FORMAT_REMINDER = "Reply with one line: a tool name, a colon and its input (calculator: 2 * 3), or answer: <answer>."
 STOP = ["\n"]
-EXAMPLE = [("user", "Task: What is 6 * 7 + 1?"), ("assistant", "calculator: 6 * 7 + 1"),
-           ("user", "Result: 43"), ("assistant", "answer: 43")]
-"""The worked exchange (shown when the mission has a calculator); context only, never trained on."""
+EXAMPLES: list[tuple[frozenset[str], list[tuple[str, str]]]] = [
+    (frozenset({"lookup", "calculator"}), [
+        ("user", "Task: I need 3 teapots. How much will they be?"), ("assistant", "lookup: price of a teapot"),
+        ("user", "Result: facts/shop.txt:1: price of a teapot: 15 coins"), ("assistant", "calculator: 3 * 15"),
+        ("user", "Result: 45"), ("assistant", "answer: 45")]),
+    (frozenset({"file_read", "calculator"}), [
+        ("user", "Task: Double the value stored in notes/apples.txt."),
+        ("assistant", "file_read: notes/apples.txt"), ("user", "Result: 21"), ("assistant", "calculator: 21 * 2"),
+        ("user", "Result: 42"), ("assistant", "answer: 42")]),
+    (frozenset({"calculator"}), [
+        ("user", "Task: What is 6 * 7 + 1?"), ("assistant", "calculator: 6 * 7 + 1"), ("user", "Result: 43"),
+        ("assistant", "answer: 43")]),
+]
+"""Worked exchanges; a session shows the first whose tools it has (none if none fits). They are context
+only — recorded in the prefix, never a training target — so they are prompt, not demonstrations."""
 
 _ROLE = re.compile(r"^[\W_]*(?:(?:you|assistant|agent|action)\s*:\s*)?(?:(?:use_tool|tool)\b\s*:?\s*)?", re.IGNORECASE)
 _CALL = (re.compile(r"^([A-Za-z][\w -]*?)\s*:\s*(.*?)\s*$"), re.compile(r"^([A-Za-z][\w-]*)\((.*)\)\s*$"))
@@ -34,10 +47,7 @@ _ANSWER = ("answer", "final answer")
 
 def _tool_line(name: str) -> str:
     kind = REGISTRY.get(name)
-    if kind is None:
-        return f"{name}: <input>"
-    what = kind.description.split(":")[0].strip()
-    return f"{name}: {kind.example or '<input>'}   ({what})"
+    return f"{name}: {kind.usage if kind else '<input>'}"
 
 
 def system_prompt(tools: Toolbox) -> str:
@@ -48,9 +58,14 @@ def system_prompt(tools: Toolbox) -> str:
             f"only.\n\nTools:\n{lines}\nanswer: <the final answer only>")
 
 
+def example_for(tools: Toolbox) -> list[tuple[str, str]]:
+    names = set(tools.names())
+    return next((turns for needs, turns in EXAMPLES if needs <= names), [])
+
+
 def prompt_prefix(tools: Toolbox) -> list[ChatMessage]:
-    """What precedes the task: the system message and, when the calculator is there, the worked exchange."""
-    example = EXAMPLE if "calculator" in tools else []
+    """What precedes the task: the system message and the worked exchange that fits the tools."""
+    example = example_for(tools)
     return [ChatMessage(role="system", content=system_prompt(tools)),
             *(ChatMessage(role=role, content=text) for role, text in example)]  # type: ignore[arg-type]
 

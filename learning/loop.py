@@ -233,8 +233,9 @@ class Loop:
     def train(self, window: Window, round_: int) -> Any:
         from trainer.runs import run_training
 
-        cfg = TrainingConfig(**(LOOP_TRAINING | self.s.train | {"model_path": str(self.base_dir),
-                                                                "objective": self.s.objective,
-                                                                "rollouts_per_group": self.s.rollouts}))
+        # a held-out loss needs whole groups set aside: worth it only when there are enough to spare
+        diagnostic = {"eval_fraction": LOOP_TRAINING["eval_fraction"] if window.group_count >= 10 else 0.0}
+        cfg = TrainingConfig(**(LOOP_TRAINING | diagnostic | self.s.train | {
+            "model_path": str(self.base_dir), "objective": self.s.objective, "rollouts_per_group": self.s.rollouts}))
         return run_training(self.art, cfg, WindowFilter(reward_version=self.s.reward_version), client=self.client,
                             progress=False, window=window, name=f"{self.loop_id}-r{round_}")

@@ -43,7 +43,7 @@ def check_url(raw: str, allowed_hosts: list[str]) -> httpx.URL:
 
 
 @register_tool("http_get", "fetch a web page or API: input is an http(s) URL on an allowed host", HttpGetConfig,
-               example="https://example.com/status")
+               usage="<url>")
 def http_get(config: HttpGetConfig, base_dir: Path) -> FunctionTool:
     async def run(tool_input: str) -> str:
         url = check_url(tool_input, config.allowed_hosts)

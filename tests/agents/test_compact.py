@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.compact import EXAMPLE, STOP, parse_reply, prompt_prefix
+from agents.compact import STOP, example_for, parse_reply, prompt_prefix
 from agents.llm import OpenAIChatClient
 from agents.missions import AgentConfig
 from agents.prompts import DecisionError
@@ -87,7 +87,9 @@ async def test_trainer_rebuilds_the_exact_chat_the_runner_sent(tmp_path: Path) -
     prefix = [m.model_dump() for m in prompt_prefix(mission.toolbox())]
     assert json.loads(recorder.started["agent_config"][PROMPT_PREFIX_KEY]) == prefix
     assert recorder.started["agent_config"]["prompt_style"] == "compact"
-    assert len(prefix) == 1 + len(EXAMPLE) and 'file_write: {"path"' in prefix[0]["content"]
+    example = example_for(mission.toolbox())
+    assert example[1] == ("assistant", "file_read: notes/apples.txt")  # the file example fits this toolbox
+    assert len(prefix) == 1 + len(example) and 'file_write: {"path": "<file path>"' in prefix[0]["content"]
     chat = conversation(_window_trajectory(recorder))
     sent = [r["messages"] for r in server.requests]
     assert len(sent) == 6 and all(r["stop"] == STOP for r in server.requests)
