@@ -24,18 +24,50 @@ from agents.tools.base import REGISTRY, Toolbox
 
 FORMAT_REMINDER = "Reply with one line: a tool name, a colon and its input (calculator: 2 * 3), or answer: <answer>."
 STOP = ["\n"]
+
+
+def first_observation(objective: str) -> str:
+    return f"Task: {objective}"
+
+
+def _task(objective: str) -> str:
+    return f"\n{first_observation(objective)}"
+
+
+def tool_observation(result: str, objective: str) -> str:
+    """The tool's result, then the task again: a small model forgets the rest of the plan once a result
+    arrives (it answered with the file's raw number in every sampled run) unless the task is in view."""
+    return f"Result: {clip(result.strip(), 1500)}{_task(objective)}"
+
+
+def error_observation(error: str, objective: str) -> str:
+    return f"Error: {clip(error, 500)}{_task(objective)}"
+
+
+def malformed_observation(reason: str, objective: str) -> str:
+    return f"Error: {reason}. {FORMAT_REMINDER}{_task(objective)}"
+
+
+def _worked(task: str, *steps: tuple[str, str]) -> list[tuple[str, str]]:
+    """A worked exchange in the live format: the task, then (action line, result) turns whose result
+    restates the task as ``tool_observation`` does, then the answer."""
+    turns = [("user", first_observation(task))]
+    for said, result in steps:
+        turns += [("assistant", said), ("user", tool_observation(result, task))]
+    return turns
+
+
 EXAMPLES: list[tuple[frozenset[str], list[tuple[str, str]]]] = [
     (frozenset({"lookup", "calculator"}), [
-        ("user", "Task: I need 3 teapots. How much will they be?"), ("assistant", "lookup: price of a teapot"),
-        ("user", "Result: facts/shop.txt:1: price of a teapot: 15 coins"), ("assistant", "calculator: 3 * 15"),
-        ("user", "Result: 45"), ("assistant", "answer: 45")]),
+        *_worked("I need 3 teapots. How much will they be?", ("lookup: price of a teapot",
+                 "facts/shop.txt:1: price of a teapot: 15 coins"), ("calculator: 3 * 15", "45")),
+        ("assistant", "answer: 45")]),
     (frozenset({"file_read", "calculator"}), [
-        ("user", "Task: Double the value stored in notes/apples.txt."),
-        ("assistant", "file_read: notes/apples.txt"), ("user", "Result: 21"), ("assistant", "calculator: 21 * 2"),
-        ("user", "Result: 42"), ("assistant", "answer: 42")]),
+        *_worked("Double the value stored in data/apples.txt.", ("file_read: data/apples.txt", "21"),
+                 ("calculator: 21 * 2", "42")),
+        ("assistant", "answer: 42")]),
     (frozenset({"calculator"}), [
-        ("user", "Task: What is 6 * 7 + 1?"), ("assistant", "calculator: 6 * 7 + 1"), ("user", "Result: 43"),
-        ("assistant", "answer: 43")]),
+        *_worked("What is 6 * 7 + 1?", ("calculator: 6 * 7 + 1", "43")), ("assistant", "answer: 43")]),
 ]
 """Worked exchanges; a session shows the first whose tools it has (none if none fits). They are context
 only — recorded in the prefix, never a training target — so they are prompt, not demonstrations."""
@@ -73,22 +105,6 @@ def prompt_prefix(tools: Toolbox) -> list[ChatMessage]:
 def encode_prefix(prefix: list[ChatMessage]) -> str:
     """The prefix as recorded in ``agent_config`` (JSON list of {role, content})."""
     return json.dumps([m.model_dump() for m in prefix], ensure_ascii=False)
-
-
-def first_observation(objective: str) -> str:
-    return f"Task: {objective}"
-
-
-def tool_observation(result: str) -> str:
-    return f"Result: {clip(result, 1500)}"
-
-
-def error_observation(error: str) -> str:
-    return f"Error: {clip(error, 500)}"
-
-
-def malformed_observation(reason: str) -> str:
-    return f"Error: {reason}. {FORMAT_REMINDER}"
 
 
 def parse_reply(text: str, tools: list[str]) -> Decision:

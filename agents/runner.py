@@ -165,15 +165,15 @@ class _Run:
         except DecisionError as exc:
             action, action_input, thought = Think(note="malformed decision"), clip(raw, 2000), ""
             error = f"malformed decision: {exc}"
-            following = compact.malformed_observation(str(exc))
+            following = compact.malformed_observation(str(exc), self.mission.objective)
             self.said.append((observation, malformed_turn(raw)))
         else:
             action, action_input, thought = decision.to_action(), decision.input, decision.thought
             self.said.append((observation, action_line(decision.action, decision.tool, decision.input)))
             tool_result, error, following = await self._act(action)
             if isinstance(action, UseTool):
-                following = (compact.error_observation(error) if error is not None
-                             else compact.tool_observation(tool_result or ""))
+                following = (compact.error_observation(error, self.mission.objective) if error is not None
+                             else compact.tool_observation(tool_result or "", self.mission.objective))
         if raw.strip() != self.said[-1][1]:
             meta["raw_reply"] = clip(raw, 2000)
         turn = Turn(number, observation, thought, action, tool_result, error)

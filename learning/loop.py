@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -116,9 +117,15 @@ class LoopResult(BaseModel):
 
 
 def plan_round(loop_id: str, round_: int, settings: LoopSettings) -> list[Planned]:
-    """``groups`` training missions drawn for this round (seeded), each ``rollouts`` times in one group."""
-    pool = build_suite("train", families=settings.families)
-    chosen = random.Random(f"{settings.seed}:{round_}").sample(pool, min(settings.groups, len(pool)))
+    """``groups`` training missions drawn for this round (seeded, the families taking turns so each gets
+    its share), each run ``rollouts`` times in one group."""
+    rng = random.Random(f"{settings.seed}:{round_}")
+    pools = []
+    for family in settings.families:
+        missions = build_suite("train", families=[family])
+        rng.shuffle(missions)
+        pools.append(missions)
+    chosen = [m for turn in zip_longest(*pools) for m in turn if m is not None][: settings.groups]
     return [Planned(mission=m, group_id=f"{loop_id}-r{round_}-{m.name}", index=k)
             for m in chosen for k in range(settings.rollouts)]
 

@@ -4,6 +4,12 @@ Every family has two disjoint sets of phrasings and two disjoint number ranges (
 appear, two disjoint name lists): the training split draws from the first, the held-out split from
 the second. So a held-out mission never repeats a training objective, a training number range or a
 training phrasing, and a model that improves on held-out has learned the skill, not the answers.
+
+Training phrasings name the tools to use ("with file_read, then the calculator"); held-out ones
+never do. A 135M model almost never finds a multi-tool procedure on its own (0 of 48 sampled runs
+of the unhinted tasks succeeded), and a loop can only learn from successes it samples: the hints
+make the procedures reachable in training, and the held-out split measures whether the policy
+learned to apply them when nobody names the tools.
 """
 
 from __future__ import annotations
@@ -47,9 +53,9 @@ def _pick(rng: random.Random, split: Split, train: list[str], heldout: list[str]
 def _arith(rng: random.Random, split: Split) -> Draft:
     if split == "train":
         a, b, c = rng.randint(11, 39), rng.randint(11, 39), rng.randint(2, 29)
-        forms = [("What is {a} * {b} + {c}?", a * b + c),
-                 ("Compute {a} times {b}, then subtract {c}.", a * b - c),
-                 ("Calculate ({a} + {c}) * {b}.", (a + c) * b)]
+        forms = [("Use the calculator: what is {a} * {b} + {c}?", a * b + c),
+                 ("With the calculator, compute {a} * {b} - {c}.", a * b - c),
+                 ("Use the calculator to work out ({a} + {c}) * {b}.", (a + c) * b)]
     else:
         a, b, c = rng.randint(41, 89), rng.randint(41, 89), rng.randint(41, 99)
         forms = [("Find the value of {a} multiplied by {b}, minus {c}.", a * b - c),
@@ -74,10 +80,11 @@ def _lookup(rng: random.Random, split: Split) -> Draft:
     prices = {item: rng.randint(lo, hi) for item in shown}
     item = shown[rng.randrange(5)]
     n = rng.randint(3, 9) if split == "train" else rng.randint(11, 19)
-    forms = (["Look up the price of a {item} and answer with the cost of {n} of them.",
-              "What do {n} {item}s cost? The price list can be searched with lookup."] if split == "train" else
-             ["Buying {n} {item}s: how many coins is that in total? Prices are in the reference files.",
-              "Find the unit price of the {item} in the reference files; what is {n} times that price?"])
+    train = ["Use lookup to find the price of a {item}, then the calculator to get the cost of {n} of them.",
+             "Get the {item} price with lookup, then multiply it by {n} with the calculator."]
+    heldout = ["Buying {n} {item}s: how many coins is that in total? Prices are in the reference files.",
+               "Find the unit price of the {item} in the reference files; what is {n} times that price?"]
+    forms = train if split == "train" else heldout
     listing = "".join(f"price of a {i}: {p} coins\n" for i, p in prices.items())
     return Draft(rng.choice(forms).format(item=item, n=n), str(n * prices[item]), files={"facts/prices.txt": listing})
 
@@ -93,8 +100,8 @@ def _files(rng: random.Random, split: Split) -> Draft:
     path = f"data/{name}.txt"
     if split == "train":
         v, k = rng.randint(120, 480), rng.randint(11, 49)
-        forms = [("The file {p} holds a number. Read it and answer with that number plus {k}.", v + k),
-                 ("Read {p} and subtract {k} from the number in it.", v - k)]
+        forms = [("Read {p} with file_read, then use the calculator to add {k} to its number.", v + k),
+                 ("Use file_read on {p}, then the calculator to subtract {k} from the number.", v - k)]
     else:
         v, k = rng.randint(510, 990), rng.randint(3, 9)
         forms = [("What is the number in {p} times {k}?", v * k),
@@ -110,8 +117,8 @@ def _chain(rng: random.Random, split: Split) -> Draft:
     dst = f"out/{_pick(rng, split, ['result', 'answer', 'sum'], ['report', 'product', 'output'])}.txt"
     if split == "train":
         v, k = rng.randint(120, 480), rng.randint(11, 49)
-        text, value = ("Read {src}, add {k} to its number, write the result to {dst}, then answer with the result.",
-                       v + k)
+        text, value = ("Read {src} with file_read, add {k} to its number with the calculator, save the result to "
+                       "{dst} with file_write, then answer with the result.", v + k)
     else:
         v, k = rng.randint(510, 990), rng.randint(3, 9)
         text, value = ("Multiply the number in {src} by {k}; save the product in {dst} and reply with it.", v * k)

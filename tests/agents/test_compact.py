@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.compact import STOP, example_for, parse_reply, prompt_prefix
+from agents.compact import EXAMPLES, FORMAT_REMINDER, STOP, example_for, parse_reply, prompt_prefix, tool_observation
 from agents.llm import OpenAIChatClient
 from agents.missions import AgentConfig
 from agents.prompts import DecisionError
@@ -88,7 +88,7 @@ async def test_trainer_rebuilds_the_exact_chat_the_runner_sent(tmp_path: Path) -
     assert json.loads(recorder.started["agent_config"][PROMPT_PREFIX_KEY]) == prefix
     assert recorder.started["agent_config"]["prompt_style"] == "compact"
     example = example_for(mission.toolbox())
-    assert example[1] == ("assistant", "file_read: notes/apples.txt")  # the file example fits this toolbox
+    assert example[1] == ("assistant", "file_read: data/apples.txt")  # the file example fits this toolbox
     assert len(prefix) == 1 + len(example) and 'file_write: {"path": "<file path>"' in prefix[0]["content"]
     chat = conversation(_window_trajectory(recorder))
     sent = [r["messages"] for r in server.requests]
@@ -104,6 +104,16 @@ async def test_trainer_rebuilds_the_exact_chat_the_runner_sent(tmp_path: Path) -
     assert said[4]["content"].startswith("file_write: {")
     seen = [m["content"] for m in chat[len(prefix):] if m["role"] == "user"]
     assert seen[0] == f"Task: {chain.objective}" and seen[1].startswith("Error: no line starts with a tool name")
-    assert seen[2] == "Error: division by zero"
-    assert seen[3] == f"Result: {chain.files[next(iter(chain.files))]}"
+    assert seen[1].endswith(f". {FORMAT_REMINDER}\nTask: {chain.objective}")  # every later turn restates the task
+    assert seen[2] == f"Error: division by zero\nTask: {chain.objective}"
+    assert seen[3] == f"Result: {chain.files[next(iter(chain.files))].strip()}\nTask: {chain.objective}"
     assert recorder.steps[2].step_metadata["raw_reply"].startswith("Sure.\nfile_read")
+
+
+def test_worked_examples_restate_the_task_like_live_results() -> None:
+    """The example is copied turn by turn: its results must look exactly like the runner's."""
+    _, turns = EXAMPLES[1]
+    task = turns[0][1].removeprefix("Task: ")
+    assert [t for t in turns if t[0] == "user"] == [
+        ("user", f"Task: {task}"), ("user", tool_observation("21", task)), ("user", tool_observation("42", task))]
+    assert turns[2][1] == f"Result: 21\nTask: {task}" and turns[-1] == ("assistant", "answer: 42")

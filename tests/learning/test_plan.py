@@ -1,0 +1,30 @@
+"""What one loop round samples: the families take turns, so a small round still trains every skill."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from learning.loop import LoopSettings, plan_round
+
+
+def _settings(groups: int, families: list[str]) -> LoopSettings:
+    return LoopSettings(rounds=1, groups=groups, rollouts=3, temperature=0.7, eval_per_family=2, concurrency=2,
+                        max_tokens=32, objective="sft", teacher="own", promotion_margin=0.0, wait_s=1.0,
+                        reward_version="v1", families=families)
+
+
+def test_families_take_turns_and_each_mission_is_one_group() -> None:
+    plan = plan_round("L", 2, _settings(6, ["arith", "lookup", "files", "chain"]))
+    assert len(plan) == 6 * 3
+    missions = {p.group_id: p.mission for p in plan}
+    assert len(missions) == 6 and Counter(p.group_id for p in plan) == Counter({g: 3 for g in missions})
+    assert [m.family for m in missions.values()] == ["arith", "lookup", "files", "chain", "arith", "lookup"]
+    assert all(m.split == "train" for m in missions.values())
+    assert plan == plan_round("L", 2, _settings(6, ["arith", "lookup", "files", "chain"]))  # seeded
+    assert {m.name for m in missions.values()} != {p.mission.name for p in plan_round("L", 3, _settings(
+        6, ["arith", "lookup", "files", "chain"]))}  # another round draws other missions
+
+
+def test_a_single_family_round_takes_all_its_groups_from_that_family() -> None:
+    plan = plan_round("L", 1, _settings(5, ["files"]))
+    assert {p.mission.family for p in plan} == {"files"} and len({p.group_id for p in plan}) == 5
