@@ -22,6 +22,7 @@ COPY agents ./agents
 COPY judges ./judges
 COPY stack ./stack
 COPY bench ./bench
+COPY serving ./serving
 RUN pip install ".${EXTRAS:+[${EXTRAS}]}" \
     && useradd --create-home --uid 10001 art \
     && mkdir -p /srv/art/art-data \

@@ -17,9 +17,8 @@ from agents.patterns import ScoredPattern, find_similar_patterns, refresh_patter
 from agents.recording import AgentError
 from agents.runner import RunResult, run_rollouts
 from schemas.errors import ConfigError
-from schemas.runtime import clickhouse_dsn_for
 from schemas.settings import ArtConfig, load_config
-from store.clickhouse import connect
+from store.clickhouse import error_text, reader, writer
 
 console = Console()
 err_console = Console(stderr=True)
@@ -33,10 +32,10 @@ def _fail(message: str) -> typer.Exit:
 def _patterns(cfg: ArtConfig, mission: Mission) -> list[ScoredPattern]:
     """Similar success patterns from the store; a store that cannot be opened only costs the hints."""
     try:
-        client = connect(clickhouse_dsn_for(cfg), cfg.clickhouse.database)
-        return find_similar_patterns(client, mission.objective, k=mission.agent_config.pattern_limit)
-    except Exception as exc:  # no patterns table yet, store locked by `art up`, server down
-        err_console.print(f"[yellow]warning:[/yellow] success patterns unavailable: {escape(str(exc))}",
+        with reader(cfg) as client:
+            return find_similar_patterns(client, mission.objective, k=mission.agent_config.pattern_limit)
+    except Exception as exc:  # no store or patterns table yet, store locked by another process, server down
+        err_console.print(f"[yellow]warning:[/yellow] success patterns unavailable: {escape(error_text(exc))}",
                           highlight=False, soft_wrap=True)
         return []
 
@@ -119,8 +118,11 @@ def patterns_refresh(config: Annotated[Path | None, typer.Option("--config", "-c
                      reward_version: Annotated[str, typer.Option(help="only rewards of this version")] = "") -> None:
     """Extract patterns from high-reward trajectories into the success_patterns table."""
     cfg = _config(config)
-    client = connect(clickhouse_dsn_for(cfg), cfg.clickhouse.database)
-    console.print(f"{refresh_patterns(client, min_reward=min_reward, reward_version=reward_version)} patterns stored")
+    try:
+        stored = refresh_patterns(writer(cfg), min_reward=min_reward, reward_version=reward_version)
+    except Exception as exc:  # no store, server down: one line, no traceback
+        raise _fail(error_text(exc)) from None
+    console.print(f"{stored} patterns stored")
 
 
 @patterns_app.command("find")
@@ -129,9 +131,13 @@ def patterns_find(objective: Annotated[str, typer.Argument(help="the objective t
                   k: Annotated[int, typer.Option(help="how many")] = 3) -> None:
     """The stored patterns most similar to an objective."""
     cfg = _config(config)
-    client = connect(clickhouse_dsn_for(cfg), cfg.clickhouse.database)
+    try:
+        with reader(cfg) as client:
+            found = find_similar_patterns(client, objective, k=k)
+    except Exception as exc:  # no store, refused, server down: one line, no traceback
+        raise _fail(error_text(exc)) from None
     table = Table("similarity", "reward", "objective", "actions")
-    for scored in find_similar_patterns(client, objective, k=k):
+    for scored in found:
         p = scored.pattern
         table.add_row(f"{scored.similarity:.3f}", f"{p.reward:.3f}", p.objective[:60], "; ".join(p.actions)[:80])
     console.print(table)

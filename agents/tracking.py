@@ -40,7 +40,7 @@ from schemas.models import (
 from schemas.registry import registry_for
 from schemas.runtime import read_stack_info, stack_file
 from schemas.settings import ArtConfig
-from schemas.topics import Topics
+from schemas.topics import Topics, TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,15 @@ class TrackedSession:
                             step_reward=step_reward, step_metadata=step_metadata or {},
                             execution_time_ms=execution_time_ms, tokens=tokens, cost=cost,
                             completions=completions or [])
+        return await self.record(step)
+
+    async def record(self, step: StepRecorded) -> int:
+        """Record a step built elsewhere (capture keeps upstream timestamps and token data); the
+        session numbers it. Returns its seq."""
+        if step.step_number != self.step_count:
+            step = step.model_copy(update={"step_number": self.step_count})
+        action, tokens, cost = step.action, step.tokens, step.cost
+        execution_time_ms, error = step.execution_time_ms, step.error
         seq = await self._emit(step)
         self.step_count += 1
         self.total_tokens += tokens
@@ -116,9 +125,10 @@ class Tracker:
     def __init__(self, bootstrap: str, topics: Topics, codec: Codec, spool_dir: Path, *,
                  max_pending: int = 10_000, linger_ms: int = 5, resend_window_s: float = 30.0,
                  retry_interval_s: float = 1.0, request_timeout_ms: int = 5_000, settle_s: float = 2.0,
-                 epoch_file: Path | None = None) -> None:
+                 epoch_file: Path | None = None, topic: TopicSpec | None = None) -> None:
         self.bootstrap = bootstrap
-        self.topic = topics.session_events.name
+        topic = topic or topics.session_events  # another topic: e.g. capture's dead letters, with its own spool
+        self.topic = topic.name
         self.codec = codec
         self.spool_dir = spool_dir
         self.resend_window_s = resend_window_s
@@ -135,7 +145,7 @@ class Tracker:
         self._epoch_mtime: float | None = None
         self._partitions: dict[bytes, int] = {}
         self._ready = False
-        self.partitions: int | None = topics.session_events.partitions
+        self.partitions: int | None = topic.partitions
         self.settle_s = settle_s
         self._settle_rounds = 0
         self._settle_at: float | None = None
@@ -156,7 +166,8 @@ class Tracker:
                 raise TrackingError("no kafka.bootstrap configured and no running stack: start `art up` first")
             bootstrap, epoch_file = info.bootstrap, stack_file(data_dir)
         codec = Codec(registry_for(cfg.kafka.schema_registry_url, data_dir))
-        return cls(bootstrap, cfg.kafka.topics(), codec, data_dir / "spool", epoch_file=epoch_file, **kwargs)
+        spool_dir = kwargs.pop("spool_dir", data_dir / "spool")
+        return cls(bootstrap, cfg.kafka.topics(), codec, spool_dir, epoch_file=epoch_file, **kwargs)
 
     async def __aenter__(self) -> Tracker:
         await self.start()

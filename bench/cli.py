@@ -55,6 +55,17 @@ def serve(model_dir: Annotated[Path | None, typer.Option(help="HF model director
         raise typer.Exit(1) from None
     print(json.dumps(bench_serve(path, chats=chats, max_tokens=max_tokens, repeats=repeats,
                                  say=lambda m: console.print(m))))
+@bench_app.command("proxy")
+def proxy(rate: Annotated[float, typer.Option(help="calls/s of the open-loop latency rounds")] = 200.0,
+          seconds: Annotated[float, typer.Option(help="length of each round")] = 5.0,
+          repeats: Annotated[int, typer.Option(help="direct/proxied round pairs (medians, spread)")] = 3,
+          concurrency: Annotated[int, typer.Option(help="callers of the closed-loop throughput rounds")] = 32) -> None:
+    """Latency the recording proxy adds per call (p50/p99) and calls/s, against the same upstream called
+    directly in the same run; lost = proxied calls without their step event on the topic."""
+    from bench.proxy import bench_proxy
+
+    print(json.dumps(bench_proxy(rate=rate, seconds=seconds, repeats=repeats, concurrency=concurrency,
+                                 progress=lambda m: console.print(m))))
 
 
 @bench_app.command("loop")
@@ -86,11 +97,28 @@ def loop(rounds: Annotated[int, typer.Option(help="at most this many rounds (1-3
 
 @bench_app.command("train")
 def train(steps: Annotated[int, typer.Option(help="optimizer steps per measurement")] = 10,
-          repeats: Annotated[int, typer.Option(help="alternating fresh processes per side (medians)")] = 3) -> None:
-    """Training tokens/s of `art train` against the HF Trainer on the same tiny model and data."""
+          repeats: Annotated[int, typer.Option(help="alternating fresh processes per side (medians)")] = 3,
+          model: Annotated[str, typer.Option(help="tiny (≈20M, built here) or smollm2 (`art models base`)")] = "tiny",
+          batch_size: Annotated[int, typer.Option(help="examples per step")] = 8,
+          workdir: Annotated[Path | None, typer.Option(help="folder for the model and data (default: a new "
+                                                            "temporary folder)")] = None) -> None:
+    """Training tokens/s of `art train` against the HF Trainer on the same model and data."""
     from trainer.bench import bench_train
 
-    bench_train(steps=steps, repeats=repeats)  # prints per-run lines, then the JSON summary last
+    if model not in ("tiny", "smollm2"):
+        raise typer.BadParameter(f"--model must be tiny or smollm2, not {model!r}")
+    path = None
+    if model == "smollm2":
+        from bench.serve import default_model_dir
+
+        try:
+            path = default_model_dir()
+        except FileNotFoundError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+    bench_train(steps=steps, repeats=repeats, model=path, batch_size=batch_size, workdir=workdir)  # JSON summary last
 
 
 def register(app: typer.Typer) -> None:

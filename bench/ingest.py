@@ -23,7 +23,7 @@ from schemas.settings import load_config
 from schemas.topics import TopicSpec
 from stack.broker import ensure_topics
 from stack.supervisor import Stack
-from store.clickhouse import connect
+from store.clickhouse import writer
 
 
 def _agent_process(data_dir: str, first: int, count: int, steps: int, start_at: float) -> None:
@@ -98,7 +98,7 @@ def run(agents: int = 200, steps: int = 100, processes: int = 2, workers: int = 
     stack = Stack(cfg, workers=workers, sinks=sinks)
     info = stack.start()
     try:
-        client = connect(info.clickhouse_url, cfg.clickhouse.database)
+        client = writer(cfg, info.clickhouse_url)
         expected = agents * steps
         # baseline: same bytes as the pipeline will carry
         from agents.tracking import Tracker

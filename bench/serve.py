@@ -107,12 +107,9 @@ def bench_serve(model_dir: Path, *, chats: int = 8, max_tokens: int = 64, repeat
 def default_model_dir() -> Path:
     """The converted SmolLM2 of `art models base` under the configured data dir."""
     from schemas.settings import load_config
-    from trainer.basemodel import BASE_ID
+    from trainer.basemodel import converted_dir
 
-    path = load_config().storage.resolved_models_dir() / BASE_ID
-    if not (path / "config.json").exists():
-        raise FileNotFoundError(f"no converted base model at {path}: run `art models base` or pass --model-dir")
-    return path
+    return converted_dir(load_config().storage.resolved_models_dir())
 
 
 if __name__ == "__main__":

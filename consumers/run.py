@@ -13,14 +13,14 @@ from consumers.sink import ClickHouseSink, log_progress
 from schemas.codec import Codec
 from schemas.registry import registry_for
 from schemas.settings import load_config
-from store.clickhouse import connect
+from store.clickhouse import writer
 
 
 async def _run(args: argparse.Namespace) -> None:
     cfg = load_config(args.config)
     dsn = args.clickhouse or cfg.clickhouse_dsn()
     codec = Codec(registry_for(cfg.kafka.schema_registry_url, cfg.storage.data_dir))
-    client = connect(dsn, cfg.clickhouse.database)
+    client = writer(cfg, dsn)  # with the stack's writer secret when dsn is its gateway
     sink = ClickHouseSink(args.bootstrap or cfg.kafka.bootstrap, cfg.kafka.topics(), codec, client,
                           group_id=f"{cfg.kafka.topic_prefix}sink", log_epoch=args.log_epoch,
                           decode_in_clickhouse=not args.decode_in_python)

@@ -24,6 +24,8 @@ class StackInfo(BaseModel):
     started_at: float
     children: dict[str, int] = {}
     schema_registry_url: str = ""  # Confluent-compatible REST endpoint (the embedded one, or the configured one)
+    proxy_url: str = ""  # the recording proxy's OpenAI-compatible base URL (…/v1), when `art up` runs one
+    otlp_url: str = ""  # the OTLP/HTTP receiver's base URL (traces at …/v1/traces), when `art up` runs one
 
 
 def stack_file(data_dir: Path) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -55,6 +55,8 @@ class KafkaConfig(Section):
 class ClickHouseConfig(Section):
     dsn: str = Field("", description="chdb:///dir or http(s)://host:8123; empty = chdb in data_dir")
     database: str = Field("art", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    reader_timeout_s: float = Field(30.0, gt=0, description="longest a reader query (art sql, stats, report) "
+                                                            "may run on the chDB store")
 
 
 class StreamConfig(Section):
@@ -92,6 +94,25 @@ class LearningConfig(Section):
                                      "answers slowly, and a timed-out call ends its run")
 
 
+class CaptureConfig(Section):
+    """Zero-change capture: the recording proxy and the OTLP/HTTP receiver (agents/capture)."""
+
+    proxy_upstream: str = Field("", description="OpenAI-compatible base URL the proxy forwards to; empty = no proxy")
+    proxy_port: int = Field(0, ge=0, le=65535, description="proxy port under `art up`; 0 = any free port")
+    otlp_enabled: bool = Field(False, description="run the OTLP/HTTP receiver under `art up`")
+    otlp_port: int = Field(0, ge=0, le=65535, description="receiver port under `art up`; 0 = any free port")
+    host: str = Field("127.0.0.1", description="interface both listen on (0.0.0.0 in containers)")
+    session_idle_timeout_s: float = Field(300.0, gt=0, description="complete a silent proxy session after this")
+    trace_settle_s: float = Field(2.0, ge=0, description="wait this long after a trace's root span for late spans")
+    trace_idle_timeout_s: float = Field(60.0, gt=0, description="map a trace without a root span after this")
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="larger OTLP payloads are refused (413)")
+    max_proxy_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="larger proxy requests are refused")
+    max_open_spans: int = Field(200_000, ge=1, description="buffered spans before the receiver answers 503")
+    prices: dict[str, Annotated[list[Annotated[float, Field(ge=0, allow_inf_nan=False)]],
+                                Field(min_length=2, max_length=2)]] = Field(
+        default_factory=dict, description="model -> [input, output] price per million tokens, for step cost")
+
+
 class ArtConfig(Section):
     tracking_enabled: bool = True
     training_interval_s: float = Field(3600.0, gt=0)
@@ -105,6 +126,7 @@ class ArtConfig(Section):
     stream: StreamConfig = Field(default_factory=StreamConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     learning: LearningConfig = Field(default_factory=LearningConfig)
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
 
     def clickhouse_dsn(self) -> str:
         return self.clickhouse.dsn or f"chdb://{(self.storage.data_dir / 'clickhouse').resolve()}"

@@ -9,6 +9,7 @@ exceptions with our one-line message.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
@@ -90,8 +91,7 @@ class Completions:
         events: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
         requests = []
         for index in range(n):
-            seeded = params if params.seed is None or index == 0 else \
-                SamplingParams(**{**params.__dict__, "seed": params.seed + index})
+            seeded = params if params.seed is None else dataclasses.replace(params, seed=params.seed + index)
 
             def emit(event: Event, index: int = index) -> None:
                 loop.call_soon_threadsafe(events.put_nowait, (index, event))

@@ -26,6 +26,27 @@ def base_dir_for(model_dir: Path | None, configured: str, records: list[Any]) ->
     raise typer.BadParameter("no base model: run `art models base`, set [art.models] base_model, or pass --model-dir")
 
 
+def _store_fetch(config: Path | None) -> tuple[Any, Any]:
+    """(config, registry fetch) over the live stack's gateway, or the configured store."""
+    from schemas.errors import ConfigError
+    from schemas.runtime import clickhouse_dsn_for
+    from schemas.settings import load_config
+    from serving.server import registry_fetch
+    from store.clickhouse import StoreError, ensure_schema, writer
+
+    try:
+        cfg = load_config(config)
+        dsn = clickhouse_dsn_for(cfg)
+        client = writer(cfg, dsn)  # the running stack's gateway with its secret, else the directory itself
+        ensure_schema(client)
+    except (ConfigError, StoreError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if dsn.startswith("chdb://"):
+        console.print(f"no stack running: opening {dsn} here (start `art up` first to share the store)")
+    return cfg, registry_fetch(client)
+
+
 def serve(
     port: Annotated[int, typer.Option(help="TCP port (0: any free port)")] = 8000,
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
@@ -38,25 +59,11 @@ def serve(
     max_tokens: Annotated[int, typer.Option(help="completion limit when a request sets none")] = 512,
 ) -> None:
     """Serve base, champion, champion:<specialization> and registry model ids over /v1/chat/completions."""
-    from schemas.errors import ConfigError
-    from schemas.runtime import clickhouse_dsn_for
-    from schemas.settings import load_config
     from serving.engine import Engine, EngineError
-    from serving.server import Server, registry_fetch
-    from store.clickhouse import StoreError, connect, ensure_schema
+    from serving.server import Server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = load_config(config)
-        dsn = clickhouse_dsn_for(cfg)
-        client = connect(dsn, cfg.clickhouse.database)
-        ensure_schema(client)
-    except (ConfigError, StoreError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-    if dsn.startswith("chdb://"):
-        console.print(f"no stack running: serving opens {dsn} itself (start `art up` first to share the store)")
-    fetch = registry_fetch(client)
+    cfg, fetch = _store_fetch(config)
     base = base_dir_for(model_dir, cfg.models.base_model, fetch())
     console.print(f"loading {base} ...")
     try:
@@ -70,5 +77,40 @@ def serve(
     server.run()
 
 
+def vllm_sync(
+    url: Annotated[str, typer.Option(help="the vLLM server (started with --enable-lora and "
+                                          "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True)")],
+    model_dir: Annotated[Path | None, typer.Option(help="the base directory vLLM serves, as this machine sees it "
+                                                        "(default as for `art serve`)")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="art.toml")] = None,
+    poll_interval: Annotated[float, typer.Option(help="seconds between registry polls")] = 1.0,
+    once: Annotated[bool, typer.Option("--once", help="reconcile once and exit")] = False,
+) -> None:
+    """Keep a vLLM server's LoRA adapters equal to the registry: model ids, champion, champion:<specialization>."""
+    import time
+
+    import httpx
+
+    from serving.catalog import RegistryWatch
+    from serving.vllm_sync import sync_once
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg, fetch = _store_fetch(config)
+    watch = RegistryWatch(fetch, base_dir_for(model_dir, cfg.models.base_model, fetch()))
+    with httpx.Client(base_url=url.rstrip("/").removesuffix("/v1"), timeout=120, trust_env=False) as http:
+        while True:
+            try:
+                for action in sync_once(http, watch.refresh()):
+                    console.print(action)
+            except httpx.HTTPError as exc:
+                console.print(f"[red]vLLM at {url}:[/red] {exc}")
+                if once:
+                    raise typer.Exit(1) from None
+            if once:
+                return
+            time.sleep(poll_interval)
+
+
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
+    app.command("vllm-sync")(vllm_sync)

@@ -84,12 +84,10 @@ class _Row:
 class Engine:
     """``submit`` from any thread; ``start``/``stop`` own the thread. Load with ``Engine.load``."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_batch: int = 16, max_adapters: int = 8,
-                 name: str = "base") -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, max_batch: int = 16, max_adapters: int = 8) -> None:
         self.base = model
         self.model = model
         self.tokenizer = tokenizer
-        self.name = name
         self.max_batch = max_batch
         self.max_adapters = max_adapters
         self.context = int(getattr(model.config, "max_position_embeddings", 2048))
@@ -106,7 +104,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._loaded: OrderedDict[str, Path] = OrderedDict()
         self._rows: list[_Row] = []
-        self._layers: kvcache.Layers = []
+        self._cache: Any = None  # the batch's DynamicCache, rebuilt only when rows join or leave
         self._mask: Any = None
         self.steps = 0
         self.peak_batch = 0
@@ -178,7 +176,7 @@ class Engine:
                     log.exception("engine step failed")
                     for row in self._rows:
                         row.request.emit(DoneEvent("error", f"engine failure: {exc.__class__.__name__}: {exc}"))
-                    self._rows, self._layers, self._mask = [], [], None
+                    self._rows, self._cache, self._mask = [], None, None
         for row in self._rows:
             row.request.emit(DoneEvent("error", "server shutting down"))
         while not self._pending.empty():
@@ -233,11 +231,12 @@ class Engine:
         cache = kvcache.build([])
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0),
                          past_key_values=cache, use_cache=True, logits_to_keep=1, **self._adapter_args(rows))
-        layers = kvcache.layers_of(out.past_key_values)
         if self._rows:
-            self._layers, self._mask = kvcache.join(self._layers, self._mask, layers, mask)
+            layers, self._mask = kvcache.join(kvcache.layers_of(self._cache), self._mask,
+                                              kvcache.layers_of(out.past_key_values), mask)
+            self._cache = kvcache.build(layers)
         else:
-            self._layers, self._mask = layers, mask
+            self._cache, self._mask = out.past_key_values, mask
         self._rows += rows
         self.peak_batch = max(self.peak_batch, len(self._rows))
         self._accept(rows, out.logits[:, -1, :])
@@ -249,8 +248,8 @@ class Engine:
         mask = torch.cat([self._mask, torch.ones((len(self._rows), 1), dtype=torch.long)], dim=1)
         positions = torch.tensor([[r.position] for r in self._rows], dtype=torch.long)
         out = self.model(input_ids=last, attention_mask=mask, position_ids=positions,
-                         past_key_values=kvcache.build(self._layers), use_cache=True, **self._adapter_args(self._rows))
-        self._layers, self._mask = kvcache.layers_of(out.past_key_values), mask
+                         past_key_values=self._cache, use_cache=True, **self._adapter_args(self._rows))
+        self._cache, self._mask = out.past_key_values, mask
         self.steps += 1
         for r in self._rows:
             r.position += 1
@@ -265,9 +264,10 @@ class Engine:
         if len(keep) < len(self._rows):
             self._rows = [self._rows[i] for i in keep]
             if self._rows:
-                self._layers, self._mask = kvcache.select(self._layers, self._mask, keep)
+                layers, self._mask = kvcache.select(kvcache.layers_of(self._cache), self._mask, keep)
+                self._cache = kvcache.build(layers)
             else:
-                self._layers, self._mask = [], None
+                self._cache, self._mask = None, None
 
     def _advance(self, row: _Row, c: Choice) -> None:
         row.ids.append(c.token)

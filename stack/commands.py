@@ -8,18 +8,20 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from schemas.errors import ConfigError
-from schemas.runtime import clickhouse_dsn_for, read_stack_info
+from schemas.runtime import read_stack_info
 from schemas.settings import ArtConfig, load_config
-from store.clickhouse import StoreError, connect
-from store.gateway import is_read_only
+from store.clickhouse import StoreError, error_text, reader, writer
 
 console = Console()
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="art.toml (default: ./art.toml or $ART_CONFIG)")]
@@ -33,23 +35,50 @@ def config_or_exit(path: Path | None) -> ArtConfig:
         raise typer.Exit(2) from None
 
 
-def store_client(cfg: ArtConfig, readonly: bool = False) -> Any:
-    """A client on the live stack's gateway, or on the directory itself when no stack runs."""
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one error line; the caller raises what this returns."""
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def store_writer(cfg: ArtConfig) -> Any:
+    """A writing client: the live stack's gateway (with its writer secret), or the store itself."""
     try:
-        return connect(clickhouse_dsn_for(cfg), cfg.clickhouse.database, **({"readonly": 1} if readonly else {}))
+        return writer(cfg)
     except StoreError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        raise fail(str(exc)) from None
+
+
+@contextmanager
+def store_reader(cfg: ArtConfig) -> Iterator[Any]:
+    """The one read-only path (store.clickhouse.reader); any store error is one line and exit 1."""
+    try:
+        with reader(cfg) as client:
+            yield client
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:  # a refused or failed query: ClickHouse's own words, no traceback
+        if isinstance(exc, typer.Exit):
+            raise
+        raise fail(error_text(exc)) from None
 
 
 def up(config: ConfigOpt = None,
        workers: Annotated[int, typer.Option(help="stream worker processes")] = 1,
-       sinks: Annotated[int, typer.Option(help="ClickHouse sink processes")] = 1) -> None:
+       sinks: Annotated[int, typer.Option(help="ClickHouse sink processes")] = 1,
+       proxy_upstream: Annotated[str | None, typer.Option(
+           help="also run the recording proxy in front of this OpenAI-compatible base URL")] = None,
+       otlp: Annotated[bool | None, typer.Option(
+           "--otlp/--no-otlp", help="also run the OTLP/HTTP receiver (default capture.otlp_enabled)")] = None) -> None:
     """Start the embedded stack (broker, ClickHouse, stream workers, sinks) until Ctrl-C or SIGTERM."""
     from stack.supervisor import Stack
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = config_or_exit(config)
+    if proxy_upstream is not None:
+        cfg.capture.proxy_upstream = proxy_upstream
+    if otlp is not None:
+        cfg.capture.otlp_enabled = otlp
     running = read_stack_info(cfg.storage.data_dir)
     if running is not None:
         console.print(f"[red]error:[/red] a stack already runs for {cfg.storage.data_dir} (pid {running.pid})")
@@ -67,6 +96,8 @@ def up(config: ConfigOpt = None,
         info = stack.start()
         console.print(f"[green]stack up[/green]: kafka {info.bootstrap}, clickhouse {info.clickhouse_url}, "
                       f"data {cfg.storage.data_dir} (Ctrl-C stops)")
+        if info.proxy_url or info.otlp_url:
+            console.print(f"capture: proxy {info.proxy_url or 'off'}, otlp {info.otlp_url or 'off'}")
         while not stopping:
             stack.check()
             time.sleep(0.5)
@@ -76,24 +107,16 @@ def up(config: ConfigOpt = None,
         console.print("[green]stack stopped[/green]")
 
 
-def sql(query: Annotated[str, typer.Argument(help="a read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN)")],
+def sql(query: Annotated[str, typer.Argument(help="one read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXISTS, "
+                                                   "EXPLAIN); ClickHouse refuses anything else")],
         config: ConfigOpt = None,
         fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json (JSON lines)")] = "table") -> None:
-    """Run read-only SQL against the store and print the result."""
+    """Run read-only SQL against the store and print the result (exit 1 with ClickHouse's reason if refused)."""
     if fmt not in ("table", "csv", "json"):
-        console.print(f"[red]error:[/red] --format must be table, csv or json, not {fmt!r}")
-        raise typer.Exit(2)
-    if not is_read_only(query):
-        console.print("[red]error:[/red] only read-only statements are allowed "
-                      "(SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS); writes are refused")
-        raise typer.Exit(2)
+        raise fail(f"--format must be table, csv or json, not {fmt!r}", 2)
     cfg = config_or_exit(config)
-    client = store_client(cfg, readonly=True)
-    try:
+    with store_reader(cfg) as client:
         result = client.query(query)
-    except Exception as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
     print_rows(list(result.column_names), result.result_rows, fmt)
 
 
@@ -115,7 +138,8 @@ def print_rows(columns: list[str], rows: list[Any], fmt: str) -> None:
 def stats(config: ConfigOpt = None,
           top: Annotated[int, typer.Option(help="how many top performances to list")] = 5) -> None:
     """Totals, recent successes and the top performances (agent, reward, objective)."""
-    print_stats(store_client(config_or_exit(config), readonly=True), top)
+    with store_reader(config_or_exit(config)) as client:
+        print_stats(client, top)
 
 
 def print_stats(client: Any, top: int = 5) -> None:

@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from schemas.runtime import read_stack_info
 from stack.commands import ConfigOpt, config_or_exit, console, print_rows, print_stats
-from store.clickhouse import connect
+from store.clickhouse import writer
 
 EXAMPLE_SQL = """SELECT agent_name, count() AS runs, round(avg(total), 3) AS avg_reward,
        round(avg(advantage), 3) AS avg_advantage
@@ -84,7 +84,7 @@ def demo(config: ConfigOpt = None,
         stack = Stack(cfg, config_path=config.resolve() if config else None)
         info = stack.start()
     try:
-        client = connect(info.clickhouse_url, cfg.clickhouse.database)
+        client = writer(cfg, info.clickhouse_url)
         with Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console) as progress:
             ids = asyncio.run(run_fleet(cfg, groups, rollouts, seed, progress))

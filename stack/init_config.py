@@ -36,6 +36,7 @@ schema_registry_url = ""              # empty: the local registry
 [art.clickhouse]
 dsn = ""                              # empty: chDB in <data_dir>/clickhouse; or http://host:8123
 database = "art"
+reader_timeout_s = 30.0               # longest a reader query (art sql, stats, report) may run
 
 [art.stream]
 session_idle_timeout_s = 300.0
@@ -61,6 +62,21 @@ objective = "sft"                     # sft | awr | dpo
 teacher = "self"                      # self: own lineage only; fleet: other agents' runs too
 wait_s = 300.0
 request_timeout_s = 900.0             # per LLM call of a loop or eval run (CPU servers are slow under load)
+
+[art.capture]                         # `art proxy`, `art otlp`; `art up --proxy-upstream URL --otlp`
+proxy_upstream = ""                   # OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1
+proxy_port = 0                        # 0: any free port (published in <data_dir>/run/stack.json)
+otlp_enabled = false
+otlp_port = 0
+host = "127.0.0.1"
+session_idle_timeout_s = 300.0        # a proxy session with no call for this long is completed
+trace_settle_s = 2.0                  # a trace is mapped this long after its root span arrived
+trace_idle_timeout_s = 60.0           # ... or this long after its last span when no root comes
+max_body_bytes = 8388608              # OTLP payloads above this are refused and dead-lettered
+max_proxy_body_bytes = 67108864
+max_open_spans = 200000               # above this the receiver answers 503 (exporters retry)
+# [art.capture.prices]                # per million tokens: model = [input, output]
+# "gpt-4o-mini" = [0.15, 0.60]
 """
 
 

@@ -14,7 +14,7 @@ from consumers.replay import ReplayError, ReplayRequest, parse_since, run_replay
 from schemas.codec import Codec
 from schemas.registry import registry_for
 from schemas.runtime import read_stack_info
-from stack.commands import ConfigOpt, config_or_exit, console, store_client
+from stack.commands import ConfigOpt, config_or_exit, console, store_writer
 
 
 def replay(
@@ -44,7 +44,7 @@ def replay(
         console.print("[red]error:[/red] no kafka.bootstrap configured and no running stack (`art up`)")
         raise typer.Exit(1)
     needs_store = request.since is not None or request.source == "clickhouse" or request.engine != "python"
-    client = store_client(cfg) if needs_store else None
+    client = store_writer(cfg) if needs_store else None
     codec = Codec(registry_for(cfg.kafka.schema_registry_url, cfg.storage.data_dir))
     epoch = info.log_epoch if info else None
     with Progress(TextColumn("[bold]replay[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from stack.commands import ConfigOpt, config_or_exit, console, store_client
+from stack.commands import ConfigOpt, config_or_exit, console, store_reader
 
 MAX_BARS = 40
 
@@ -201,13 +201,9 @@ def report(out: Annotated[Path, typer.Option(help="HTML file to write")] = Path(
            config: ConfigOpt = None) -> None:
     """Write a self-contained HTML report (embedded PNG plots) from the analyst views."""
     cfg = config_or_exit(config)
-    client = store_client(cfg, readonly=True)
-    try:
+    with store_reader(cfg) as client:  # a missing store or view: one error line, no traceback
         page = build_report(client, old=from_version, new=to_version,
                             reward_version=reward_version or cfg.judge.reward_version)
-    except Exception as exc:  # a missing view or an unreachable store: say so, no traceback
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     console.print(f"[green]report written[/green]: {out} ({len(page) // 1024} KiB)")

@@ -12,7 +12,7 @@ from pathlib import Path
 from schemas.codec import Codec
 from schemas.registry import registry_for
 from schemas.settings import load_config
-from store.clickhouse import connect
+from store.clickhouse import writer
 from streams.app import create_app
 from streams.judging import attach_judging
 from streams.mirror import Mirror
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.config)
     codec = Codec(registry_for(cfg.kafka.schema_registry_url, cfg.storage.data_dir))
-    mirror = Mirror(connect(args.clickhouse, cfg.clickhouse.database), codec) if args.clickhouse else None
+    mirror = Mirror(writer(cfg, args.clickhouse), codec) if args.clickhouse else None
     app = create_app(cfg, args.bootstrap, args.web_port or _free_port())
     attach(app, SessionProcessor(app, cfg, codec, mirror, log_epoch=args.log_epoch))
     if not args.no_judging:

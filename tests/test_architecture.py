@@ -12,14 +12,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
-    "streams": {"consumers", "trainer"},
-    "consumers": {"streams", "trainer"},
-    "trainer": {"streams", "consumers", "learning"},
+    "streams": {"consumers", "trainer", "serving"},
+    "consumers": {"streams", "trainer", "serving"},
+    "trainer": {"streams", "consumers", "learning", "serving"},
+    # learning drives runs, training and the server; it reads the registry and the server's catalog
     "learning": {"streams", "consumers"},
     "agents": {"streams", "consumers", "trainer", "learning", "serving", "stack"},
-    "schemas": {"streams", "consumers", "trainer", "agents", "judges", "store", "stack", "bench"},
-    "judges": {"streams", "consumers", "trainer", "stack"},
-    "store": {"streams", "consumers", "trainer", "agents", "judges", "stack"},
+    "schemas": {"streams", "consumers", "trainer", "agents", "judges", "store", "stack", "bench", "serving",
+                "learning"},
+    "judges": {"streams", "consumers", "trainer", "stack", "serving"},
+    "store": {"streams", "consumers", "trainer", "agents", "judges", "stack", "serving"},
+    # serving reads the registry (trainer) and answers agents over HTTP: it never touches the pipeline
+    "serving": {"streams", "consumers", "agents", "judges", "stack", "bench", "learning"},
+    # capture reaches the pipeline only through the tracking SDK and the schemas
+    "agents/capture": {"streams", "consumers", "trainer", "store", "judges", "stack", "bench", "serving",
+                       "learning"},
 }
 
 
@@ -43,8 +50,9 @@ def test_package_boundaries(package: str) -> None:
 
 def test_pipeline_and_cli_import_without_torch() -> None:
     code = ("import sys, stack.cli, streams.sessions, streams.judging, consumers.sink, consumers.replay, "
-            "agents.tracking, agents.runner, agents.suite, judges, learning.loop, learning.evaluation, "
-            "learning.session; stack.cli._register_all(); "
+            "agents.tracking, agents.runner, agents.suite, agents.capture.run, judges, learning.loop, "
+            "learning.evaluation, learning.session, serving.app, serving.server, serving.vllm_sync, "
+            "trainer.basemodel, bench.serve; stack.cli._register_all(); "
             "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

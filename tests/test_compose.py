@@ -24,7 +24,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 ART_ENV = {"ART_KAFKA_BOOTSTRAP", "ART_CLICKHOUSE_DSN", "ART_KAFKA_SCHEMA_REGISTRY_URL"}
-OURS = ("init", "worker", "sink", "trainer")
+OURS = ("init", "worker", "sink", "trainer", "vllm-sync", "proxy", "otlp")
+GPU = {"vllm", "vllm-sync"}  # the `gpu` profile: production serving, not started by default
 
 
 def compose_command() -> list[str] | None:
@@ -59,8 +60,11 @@ def compose() -> dict[str, Any]:
 def test_a_real_parser_accepts_the_file() -> None:
     done = run_config(compose_command() or [], "-q")
     assert done.returncode == 0, done.stderr
-    services = run_config(compose_command() or [], "--services")
-    assert set(services.stdout.split()) == {"kafka", "clickhouse", "schema-registry", *OURS}
+    everything = {"kafka", "clickhouse", "schema-registry", *OURS, "vllm"}
+    services = set(run_config(compose_command() or [], "--services").stdout.split())
+    assert everything - GPU <= services <= everything  # Compose v1 lists profiled services too
+    with_gpu = run_config([*(compose_command() or []), "--profile", "gpu"], "--services")
+    assert set(with_gpu.stdout.split()) == everything
 
 
 def test_infrastructure_is_the_official_images(compose: dict[str, Any]) -> None:
@@ -109,6 +113,39 @@ def test_workers_and_sinks_scale_and_topics_are_created_up_front(compose: dict[s
     assert services["sink"]["command"] == ["python", "-m", "consumers.run"]
     assert "art trainer" in " ".join(services["trainer"]["command"])
     assert services["trainer"]["build"]["args"]["EXTRAS"] == "train"
+
+
+def test_vllm_serves_the_registry_adapters_of_the_trainer(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    vllm, sync = services["vllm"], services["vllm-sync"]
+    assert set(vllm["profiles"]) == set(sync["profiles"]) == {"gpu"}
+    assert vllm["image"].startswith("vllm/vllm-openai:") and "--enable-lora" in vllm["command"]
+    assert str(vllm["environment"]["VLLM_ALLOW_RUNTIME_LORA_UPDATING"]) == "True"
+
+    def mounts(service: dict[str, Any]) -> set[str]:  # "source:target[:mode]", the source may hold ":-"
+        return {(v["target"] if isinstance(v, dict) else v.removesuffix(":ro").rsplit(":", 1)[1])
+                for v in service["volumes"]}
+
+    # adapters are read where the trainer wrote them (the registry rows name that path), the base likewise
+    assert {"/srv/art/art-data", "/models/base"} <= mounts(vllm) and "/models/base" in mounts(sync)
+    assert vllm["command"][vllm["command"].index("--model") + 1] == "/models/base"
+    assert sync["command"][:4] == ["art", "vllm-sync", "--url", "http://vllm:8000"]
+    assert sync["depends_on"]["vllm"]["condition"] == "service_healthy"
+def test_capture_services_listen_publicly_on_their_published_ports(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, port in (("proxy", 8088), ("otlp", 4318)):
+        command = services[name]["command"]
+        assert command[:4] == ["python", "-m", "agents.capture.run", name]
+        assert command[command.index("--host") + 1] == "0.0.0.0" and command[command.index("--port") + 1] == str(port)
+        published = {int(p["target"]) if isinstance(p, dict) else int(p.split(":")[-1])
+                     for p in services[name]["ports"]}
+        assert published == {port}
+        assert f"127.0.0.1:{port}/v1/art/health" in " ".join(services[name]["healthcheck"]["test"])
+        assert services[name]["depends_on"]["init"]["condition"] == "service_completed_successfully"
+    upstream = services["proxy"]["command"][-2:]
+    assert upstream[0] == "--upstream"
+    assert upstream[1] in ("${ART_PROXY_UPSTREAM:-http://host.docker.internal:8000/v1}",  # raw file
+                           os.environ.get("ART_PROXY_UPSTREAM", "http://host.docker.internal:8000/v1"))  # parsed
 
 
 def test_state_lives_in_named_volumes(compose: dict[str, Any]) -> None:

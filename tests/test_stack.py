@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -93,4 +94,15 @@ def test_ddl_applies_idempotently(clickhouse_dsn: str, database: str) -> None:
                    .result_rows)
     assert engines["steps"] == "ReplacingMergeTree" and engines["rewards"] == "ReplacingMergeTree"
     assert all(s.startswith(("CREATE TABLE IF NOT EXISTS", "CREATE OR REPLACE VIEW", "CREATE VIEW IF NOT EXISTS"))
-               for s in ddl_statements())
+               or (s.startswith("ALTER TABLE") and " ADD COLUMN IF NOT EXISTS" in s) for s in ddl_statements())
+
+
+def test_ddl_adds_columns_to_a_store_created_before_them(clickhouse_dsn: str) -> None:
+    client = connect(clickhouse_dsn, f"t_{uuid.uuid4().hex[:12]}")
+    steps = next(s for s in ddl_statements() if s.startswith("CREATE TABLE IF NOT EXISTS steps"))
+    older = "\n".join(line for line in steps.splitlines() if not line.strip().startswith("completions "))
+    client.command(older)  # the steps table as it was before StepRecorded.completions
+    ensure_schema(client)
+    columns = [r[0] for r in client.query("SELECT name FROM system.columns WHERE database = currentDatabase() "
+                                          "AND table = 'steps' ORDER BY position").result_rows]
+    assert columns[columns.index("cost") + 1] == "completions"

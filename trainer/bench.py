@@ -26,8 +26,8 @@ from trainer.config import TrainingConfig
 LR = 2e-3
 
 
-def _prepare(root: Path, max_length: int, n_train: int, n_eval: int) -> Path:
-    """Build the model and encode the examples once; workers load them from ``root``."""
+def _prepare(root: Path, max_length: int, n_train: int, n_eval: int, model: Path | None = None) -> Path:
+    """Build (or link) the model and encode the examples once; workers load them from ``root``."""
     from transformers import AutoTokenizer
 
     from trainer import synthetic
@@ -35,7 +35,11 @@ def _prepare(root: Path, max_length: int, n_train: int, n_eval: int) -> Path:
     from trainer.tinymodel import BENCH_SPEC, build_tiny_model
     from trainer.windows import window_from_runs
 
-    model_dir = build_tiny_model(root / "model", BENCH_SPEC)
+    if model is None:
+        model_dir = build_tiny_model(root / "model", BENCH_SPEC)
+    else:  # a real model directory (the converted SmolLM2): linked, not copied (0.5 GB)
+        model_dir = root / "model"
+        model_dir.symlink_to(model.resolve(), target_is_directory=True)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     train_w = window_from_runs(synthetic.runs(n_train, 4, seed=11))
     eval_w = window_from_runs(synthetic.runs(n_eval, 4, seed=99))
@@ -124,15 +128,17 @@ def _hf_train(model: Any, tokenizer: Any, ordered: list[Any], cfg: TrainingConfi
 
 
 def bench_train(*, steps: int = 10, repeats: int = 3, batch_size: int = 8, max_length: int = 256,
-                bf16: bool = False, workdir: Path | None = None, echo: bool = True) -> dict[str, Any]:
+                bf16: bool = False, workdir: Path | None = None, echo: bool = True,
+                model: Path | None = None) -> dict[str, Any]:
     """Alternate fresh worker processes (ours, HF) ``repeats`` times; print and return the summary.
+    ``model``: a real HF model directory instead of the ≈20M-parameter tiny one (``--model smollm2``).
 
     The last printed line is one JSON object (tokens, tokens_per_s, baseline_tokens_per_s, ratio,
     peak_rss_mb, loss_first, loss_last, baseline_eval_loss, eval_loss, ...).
     """
     root = workdir or Path(tempfile.mkdtemp(prefix="art-bench-train-"))
     if not (root / "data.json").exists():
-        _prepare(root, max_length, n_train=max(16, steps * batch_size // 2), n_eval=8)
+        _prepare(root, max_length, n_train=max(16, steps * batch_size // 2), n_eval=8, model=model)
     runs: dict[str, list[dict[str, Any]]] = {"ours": [], "hf": []}
     for r in range(repeats):
         for impl in ("ours", "hf"):
@@ -164,7 +170,7 @@ def bench_train(*, steps: int = 10, repeats: int = 3, batch_size: int = 8, max_l
                "baseline_loss_last": round(med("hf", "loss_last"), 4),
                "eval_loss": round(med("ours", "eval_loss"), 4), "baseline_eval_loss": round(med("hf", "eval_loss"), 4),
                "steps": steps, "batch_size": batch_size, "max_length": max_length, "repeats": repeats, "bf16": bf16,
-               "model_params": runs["ours"][0]["params"], "workdir": str(root)}
+               "model_params": runs["ours"][0]["params"], "model": str(model or "tiny"), "workdir": str(root)}
     if echo:
         print(json.dumps(summary))
     return summary

@@ -85,10 +85,9 @@ class RunOutcome(BaseModel):
 
 
 def open_store(art: ArtConfig) -> Any:
-    from schemas.runtime import clickhouse_dsn_for
-    from store.clickhouse import connect, ensure_schema
+    from store.clickhouse import ensure_schema, writer
 
-    client = connect(clickhouse_dsn_for(art), art.clickhouse.database)  # the running stack's gateway, if any
+    client = writer(art)  # the running stack's gateway (with its writer secret), if any
     ensure_schema(client)
     return client
 

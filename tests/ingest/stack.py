@@ -13,7 +13,7 @@ from typing import Any
 from schemas.runtime import StackInfo, read_stack_info
 from schemas.settings import ArtConfig, load_config
 from stack import processes
-from store.clickhouse import connect
+from store.clickhouse import writer
 
 
 class RunningStack:
@@ -52,7 +52,7 @@ class RunningStack:
         return info
 
     def client(self) -> Any:
-        return connect(self.info.clickhouse_url, "art")
+        return writer(self.cfg, self.info.clickhouse_url)
 
     def stop(self, timeout_s: float = 60.0) -> int:
         assert self.proc is not None

@@ -79,10 +79,10 @@ async def test_clickhouse_outage_backs_off_commits_nothing_and_resumes(
     if not clickhouse_dsn.startswith("chdb://"):
         pytest.skip("the outage is staged with the chDB gateway")
     path = clickhouse_dsn[len("chdb://"):]
-    gateway = ChdbGateway(path).start()
+    gateway = ChdbGateway(path, secret="outage-test").start()
     port = int(gateway.url.rsplit(":", 1)[1])
     registry = tmp_path / "registry.json"
-    client = connect(gateway.url, database)
+    client = connect(gateway.url, database, secret="outage-test")
     sink = ClickHouseSink(kafka_bootstrap, topics, Codec(LocalRegistry(registry)), client,
                           group_id=f"{topics.prefix}sink", max_backoff_s=0.5)
     task = asyncio.create_task(sink.run())
@@ -95,7 +95,7 @@ async def test_clickhouse_outage_backs_off_commits_nothing_and_resumes(
             await asyncio.gather(*(run_agent(tracker, a, 10) for a in range(3, 6)))
         await asyncio.sleep(3)
         assert sink.stats.retries >= 2 and sink.stats.batches >= 1
-        gateway = ChdbGateway(path, port=port).start()  # back on the same address
+        gateway = ChdbGateway(path, port=port, secret="outage-test").start()  # back on the same address
         await wait_rows(client, "steps", 60)
         await asyncio.sleep(1)
     finally:
