@@ -1,15 +1,17 @@
-"""What one loop round samples: the families take turns, so a small round still trains every skill."""
+"""What one loop round samples (the families take turns, so a small round still trains every skill) and
+which runs it learns from (own lineage unless the fleet teaches; SFT on exact successes only)."""
 
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 
-from learning.loop import LoopSettings, plan_round
+from learning.loop import LoopSettings, plan_round, window_filter
 
 
-def _settings(groups: int, families: list[str]) -> LoopSettings:
+def _settings(groups: int, families: list[str], objective: str = "sft", teacher: str = "self") -> LoopSettings:
     return LoopSettings(rounds=1, groups=groups, rollouts=3, temperature=0.7, eval_per_family=2, concurrency=2,
-                        max_tokens=32, objective="sft", teacher="own", promotion_margin=0.0, wait_s=1.0,
+                        max_tokens=32, objective=objective, teacher=teacher, promotion_margin=0.0, wait_s=1.0,
                         reward_version="v1", families=families)
 
 
@@ -28,3 +30,15 @@ def test_families_take_turns_and_each_mission_is_one_group() -> None:
 def test_a_single_family_round_takes_all_its_groups_from_that_family() -> None:
     plan = plan_round("L", 1, _settings(5, ["files"]))
     assert {p.mission.family for p in plan} == {"files"} and len({p.group_id for p in plan}) == 5
+
+
+def test_window_is_the_lineage_unless_the_fleet_teaches_and_sft_keeps_exact_successes() -> None:
+    since, lineage = datetime(2026, 1, 1, tzinfo=UTC), ["base", "base-r1"]
+    own = window_filter(_settings(4, ["arith"]), since, lineage)
+    assert (own.models, own.min_success, own.since, own.reward_version, own.top_k_per_group) == (
+        lineage, 1.0, since, "v1", 3)
+    assert not own.include_evaluation  # held-out runs never teach
+    fleet = window_filter(_settings(4, ["arith"], teacher="fleet"), since, lineage)
+    assert fleet.models == [] and fleet.min_success == 1.0
+    for objective in ("awr", "dpo"):  # advantages and best/worst pairs need the failures too
+        assert window_filter(_settings(4, ["arith"], objective=objective), since, lineage).min_success is None
