@@ -79,6 +79,9 @@ def loop(rounds: Annotated[int, typer.Option(help="at most this many rounds (1-3
          data_dir: Annotated[Path | None, typer.Option(help="work folder (default: a fresh temporary one)")] = None,
          models_dir: Annotated[Path | None, typer.Option(help="where the converted SmolLM2 lives or is converted "
                                                                "to (default: the configured models dir)")] = None,
+         budget_s: Annotated[float, typer.Option(help="loop time budget: no round starts that the last round's "
+                                                      "duration says would end later (the issue's 20 min)", min=1)
+                             ] = 1200.0,
          slow_test: Annotated[bool, typer.Option(help="then run the marked real-model test")] = True) -> None:
     """Base vs champion on the held-out suite after at most 3 rounds of learning from own runs (SmolLM2)."""
     from bench.loop import bench_loop
@@ -87,7 +90,7 @@ def loop(rounds: Annotated[int, typer.Option(help="at most this many rounds (1-3
 
     try:
         result = bench_loop(rounds=rounds, groups=groups, per_family=per_family, objective=objective,
-                            data_dir=data_dir, models_dir=models_dir, slow_test=slow_test,
+                            data_dir=data_dir, models_dir=models_dir, budget_s=budget_s, slow_test=slow_test,
                             say=lambda m: console.print(m, highlight=False, markup=False))
     except (LearningError, TrainerError) as exc:
         console.print(f"[red]error:[/red] {exc}")

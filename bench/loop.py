@@ -1,7 +1,9 @@
 """`art bench loop`: does the real model get better from its own runs? Base vs champion on held-out.
 
 A fresh data dir, the embedded stack, SmolLM2 served by a child `art serve`, then `art loop` for at
-most ``rounds`` rounds with ``teacher=self`` (only the model's own lineage: no demonstrations).
+most ``rounds`` rounds with ``teacher=self`` (only the model's own lineage: no demonstrations), and no
+round starts that would end past ``budget_s`` of loop time (judged by the last round's duration), so
+a slow or shared machine gets fewer rounds, and still the JSON line.
 The baseline is measured in the same run: round 0 evaluates the base on the same held-out missions
 the champion is scored on. ``seconds`` is the loop itself (base evaluation and every round), not the
 one-off setup (stack start, model conversion, server load), which ``setup_seconds`` reports. Then the
@@ -52,7 +54,7 @@ def run_slow_test(env: dict[str, str], say: Callable[[str], None]) -> str:
 
 
 def bench_loop(*, rounds: int, groups: int | None, per_family: int | None, objective: str | None,
-               data_dir: Path | None, models_dir: Path | None, slow_test: bool,
+               data_dir: Path | None, models_dir: Path | None, slow_test: bool, budget_s: float | None,
                say: Callable[[str], None]) -> dict[str, Any]:
     from learning.cli import run_loop
     from learning.loop import LoopSettings
@@ -79,7 +81,7 @@ def bench_loop(*, rounds: int, groups: int | None, per_family: int | None, objec
     try:
         register_base(open_store(art), base)
         settings = LoopSettings.from_config(art, rounds=rounds, groups=groups, eval_per_family=per_family,
-                                            objective=objective, teacher="self")
+                                            objective=objective, teacher="self", budget_s=budget_s)
         setup = time.monotonic() - started
         result = asyncio.run(run_loop(art, None, None, settings, say=say))
     finally:
@@ -92,7 +94,7 @@ def bench_loop(*, rounds: int, groups: int | None, per_family: int | None, objec
     return {"base_success": round(result.base_eval.success, 4),
             "champion_success": round(result.champion_eval.success, 4),
             "gain": round(result.champion_eval.success - result.base_eval.success, 4), "rounds": len(result.rounds),
-            "seconds": round(result.seconds, 1), "setup_seconds": round(setup, 1),
+            "seconds": round(result.seconds, 1), "budget_s": budget_s, "setup_seconds": round(setup, 1),
             "missions": result.base_eval.missions, "families": len(result.base_eval.per_family),
             "demonstrations": sum(r.fleet_examples for r in result.rounds), "objective": result.objective,
             "champion": result.champion, "own_runs": sum(r.runs for r in result.rounds),

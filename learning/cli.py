@@ -107,6 +107,8 @@ def loop_command(
     temperature: Annotated[float | None, typer.Option(help="sampling temperature of the training runs")] = None,
     per_family: Annotated[int | None, typer.Option(help="held-out missions per family")] = None,
     seed: Annotated[int, typer.Option(help="seeds which training missions each round draws")] = 0,
+    budget_s: Annotated[float | None, typer.Option(help="loop time budget in seconds: no round starts that the "
+                                                        "last round's duration says would end later")] = None,
 ) -> None:
     """Rounds of: champion runs training missions -> judge + RULER -> train -> eval -> promote -> hot-load."""
     from learning.errors import LearningError
@@ -120,7 +122,8 @@ def loop_command(
         if teacher not in (None, "self", "fleet"):
             raise LearningError(f"--teacher must be self or fleet, not {teacher!r}")
         settings = LoopSettings.from_config(art, rounds=rounds, groups=groups, objective=objective, teacher=teacher,
-                                            temperature=temperature, eval_per_family=per_family, seed=seed)
+                                            temperature=temperature, eval_per_family=per_family, seed=seed,
+                                            budget_s=budget_s)
         result = asyncio.run(run_loop(art, config, base_url, settings))
     except (LearningError, ConfigError, TrainerError, ValueError) as exc:
         raise _fail(exc) from None

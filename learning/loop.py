@@ -54,6 +54,8 @@ class LoopSettings(BaseModel):
     wait_s: float
     reward_version: str
     seed: int = 0
+    budget_s: float | None = Field(None, gt=0, description="start no round the last one's duration says would end "
+                                   "past this many seconds of loop time (None: always run every round)")
     families: list[str] = Field(default_factory=lambda: list(FAMILIES))
     train: dict[str, Any] = Field(default_factory=dict, description="TrainingConfig overrides")
 
@@ -130,6 +132,12 @@ def plan_round(loop_id: str, round_: int, settings: LoopSettings) -> list[Planne
             for m in chosen for k in range(settings.rollouts)]
 
 
+def round_fits(elapsed_s: float, last_round_s: float | None, budget_s: float | None) -> bool:
+    """Whether another round fits the budget, judged by the last round's duration (a round takes about as
+    long as the one before it: the same number of runs, steps and evaluations). The first always runs."""
+    return budget_s is None or last_round_s is None or elapsed_s + last_round_s <= budget_s
+
+
 def window_filter(settings: LoopSettings, since: datetime, lineage: list[str]) -> WindowFilter:
     """SFT learns from exact successes only; AWR and DPO need the failures too (advantages, pairs)."""
     return WindowFilter(reward_version=settings.reward_version, since=since,
@@ -178,6 +186,10 @@ class Loop:
         rounds: list[RoundResult] = []
         champion, champion_eval = champion_id, base_eval
         for r in range(1, self.s.rounds + 1):
+            last = sum(rounds[-1].seconds.values()) if rounds else None
+            if not round_fits(time.monotonic() - started, last, self.s.budget_s):
+                self.say(f"time budget {self.s.budget_s:.0f} s: round {r} would not end in time, stopping")
+                break
             result = await self.round(r, champion, since)
             rounds.append(result)
             if result.decision is not None and result.decision.promoted and result.eval is not None:

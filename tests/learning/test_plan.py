@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
-from learning.loop import LoopSettings, plan_round, window_filter
+from learning.loop import LoopSettings, plan_round, round_fits, window_filter
 
 
 def _settings(groups: int, families: list[str], objective: str = "sft", teacher: str = "self") -> LoopSettings:
@@ -42,3 +42,9 @@ def test_window_is_the_lineage_unless_the_fleet_teaches_and_sft_keeps_exact_succ
     assert fleet.models == [] and fleet.min_success == 1.0
     for objective in ("awr", "dpo"):  # advantages and best/worst pairs need the failures too
         assert window_filter(_settings(4, ["arith"], objective=objective), since, lineage).min_success is None
+
+
+def test_a_round_starts_only_when_the_last_rounds_duration_still_fits_the_budget() -> None:
+    assert round_fits(5000.0, None, 1200.0)  # the first round always runs
+    assert round_fits(600.0, 600.0, 1200.0) and not round_fits(601.0, 600.0, 1200.0)
+    assert round_fits(1e9, 1e9, None)  # no budget: every round
