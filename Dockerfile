@@ -23,6 +23,7 @@ COPY judges ./judges
 COPY stack ./stack
 COPY bench ./bench
 COPY serving ./serving
+COPY learning ./learning
 RUN pip install ".${EXTRAS:+[${EXTRAS}]}" \
     && useradd --create-home --uid 10001 art \
     && mkdir -p /srv/art/art-data \
