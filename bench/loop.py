@@ -58,7 +58,7 @@ def bench_loop(*, rounds: int, groups: int | None, per_family: int | None, objec
                say: Callable[[str], None]) -> dict[str, Any]:
     from learning.cli import run_loop
     from learning.loop import LoopSettings
-    from schemas.settings import load_config
+    from schemas.settings import LearningConfig, load_config
     from stack.supervisor import Stack
     from trainer.basemodel import register_base
     from trainer.runs import open_store
@@ -71,6 +71,8 @@ def bench_loop(*, rounds: int, groups: int | None, per_family: int | None, objec
     env = {k: v for k, v in os.environ.items() if not k.startswith("ART_")}
     env |= {"ART_CONFIG": str(work / "art.toml"), "ART_STORAGE_DATA_DIR": str(work / "data"),
             "ART_MODELS_BASE_MODEL": str(base)}
+    # a run silent for one slow LLM call must not be closed as idle (learning.session.idle_timeout_warning)
+    env["ART_STREAM_SESSION_IDLE_TIMEOUT_S"] = str(LearningConfig().request_timeout_s + 60)
     for key in [k for k in os.environ if k.startswith("ART_")]:
         del os.environ[key]
     os.environ.update(env)  # the stack's children and `art serve` read the same configuration

@@ -48,3 +48,15 @@ def test_a_round_starts_only_when_the_last_rounds_duration_still_fits_the_budget
     assert round_fits(5000.0, None, 1200.0)  # the first round always runs
     assert round_fits(600.0, 600.0, 1200.0) and not round_fits(601.0, 600.0, 1200.0)
     assert round_fits(1e9, 1e9, None)  # no budget: every round
+
+
+def test_a_loop_warns_when_a_slow_llm_call_would_outlast_the_streams_idle_timeout() -> None:
+    from learning.session import idle_timeout_warning
+    from schemas.settings import ArtConfig
+
+    default = ArtConfig()  # idle 300 s, call 900 s: a loaded server closes runs half-done
+    assert idle_timeout_warning(default) == (
+        "stream.session_idle_timeout_s (300 s) is not above learning.request_timeout_s (900 s): a run waiting on a "
+        "slow LLM call is closed as idle and judged half-done; raise it (ART_STREAM_SESSION_IDLE_TIMEOUT_S=960) "
+        "for the stack the loop runs on")
+    assert idle_timeout_warning(ArtConfig.model_validate({"stream": {"session_idle_timeout_s": 960}})) is None

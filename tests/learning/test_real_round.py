@@ -72,7 +72,8 @@ def test_one_real_round(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     models = Path(given).parent if given else tmp_path / "models"
     base = _convert_once(models, fresh=not given)
     _served_answer_is_the_models_own(base)
-    with RunningStack(tmp_path / "data", env={"ART_MODELS_BASE_MODEL": str(base)}) as stack:
+    env = {"ART_MODELS_BASE_MODEL": str(base), "ART_STREAM_SESSION_IDLE_TIMEOUT_S": "1000"}  # > a slow call
+    with RunningStack(tmp_path / "data", env=env) as stack:
         for key, value in stack.env.items():
             if key.startswith("ART_"):
                 monkeypatch.setenv(key, value)  # the child `art serve` finds this stack and this base
