@@ -24,6 +24,7 @@ COPY stack ./stack
 COPY bench ./bench
 COPY serving ./serving
 COPY ui ./ui
+COPY learning ./learning
 RUN pip install ".${EXTRAS:+[${EXTRAS}]}" \
     && useradd --create-home --uid 10001 art \
     && mkdir -p /srv/art/art-data \

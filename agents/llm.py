@@ -103,7 +103,8 @@ class ChatClient(Protocol):
     """What the runner needs from a language model."""
 
     async def chat(self, messages: list[ChatMessage], *, temperature: float = 0.7,
-                   max_tokens: int | None = None, model: str | None = None, logprobs: bool = False) -> ChatReply: ...
+                   max_tokens: int | None = None, model: str | None = None, logprobs: bool = False,
+                   stop: list[str] | None = None) -> ChatReply: ...
 
 
 class OpenAIChatClient:
@@ -126,11 +127,14 @@ class OpenAIChatClient:
         return cls(m.llm_base_url, model or m.llm_model, api_key=m.llm_api_key, timeout_s=m.llm_timeout_s)
 
     async def chat(self, messages: list[ChatMessage], *, temperature: float = 0.7,
-                   max_tokens: int | None = None, model: str | None = None, logprobs: bool = False) -> ChatReply:
+                   max_tokens: int | None = None, model: str | None = None, logprobs: bool = False,
+                   stop: list[str] | None = None) -> ChatReply:
         body: dict[str, object] = {"model": model or self.model, "temperature": temperature,
                                    "messages": [m.model_dump() for m in messages]}
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
+        if stop:
+            body["stop"] = stop
         if logprobs and not self.traces_refused:
             try:
                 return await self._post({**body, "logprobs": True, "return_tokens_as_token_ids": True})

@@ -21,7 +21,7 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -45,6 +45,9 @@ class AgentConfig(BaseModel):
     reflection_interval: int = Field(3, ge=1, description="reflect on the trajectory every N steps")
     pattern_limit: int = Field(3, ge=0, le=20, description="success patterns shown in the prompts")
     cost_per_1k_tokens: float = Field(0.0, ge=0, description="price used for each step's cost")
+    prompt_style: Literal["react", "compact"] = Field(
+        "react", description="react: think, decide (JSON) and reflect calls per step; compact: one call per step "
+        "answering one action line (for small models)")
     token_traces: bool = Field(True, description="record each completion's token ids and logprobs in the step "
                                                  "(asked in vLLM's dialect; dropped if the endpoint refuses)")
 

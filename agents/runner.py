@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
+from agents import compact
 from agents.llm import ChatClient, ChatMessage, LLMError
 from agents.missions import Mission
 from agents.patterns import ScoredPattern
@@ -33,6 +34,7 @@ from agents.recording import ActionT, SessionOpener, StepRecorder
 from agents.tools import ToolError
 from agents.tools.base import Toolbox
 from schemas.models import Answer, Ask, CompletionTrace, SessionStatus, Think, UseTool
+from schemas.transcript import COMPACT_STYLE, PROMPT_PREFIX_KEY, action_line, malformed_turn
 
 AskHandler = Callable[[str], Awaitable[str]]
 """Answers an agent's ASK (e.g. a human at a prompt); without one the agent is told to go on alone."""
@@ -56,6 +58,15 @@ class RunResult(BaseModel):
     duration_ms: int
 
 
+def session_config(mission: Mission, tools: Toolbox) -> dict[str, str]:
+    """``SessionStarted.agent_config``: the mission's settings, plus the exact prompt prefix when compact
+    (the trainer rebuilds the chat from it)."""
+    out = mission.agent_config.as_strings()
+    if mission.agent_config.prompt_style == COMPACT_STYLE:
+        out[PROMPT_PREFIX_KEY] = compact.encode_prefix(compact.prompt_prefix(tools))
+    return out
+
+
 class _Run:
     """State of one session; ``run_mission`` is the public entry point."""
 
@@ -68,10 +79,19 @@ class _Run:
         self.turns: list[Turn] = []
         self.tokens = 0
         self.traces: list[CompletionTrace] = []  # the current step's completions, as the policy produced them
+        self.compact = self.cfg.prompt_style == COMPACT_STYLE
+        self.prefix = compact.prompt_prefix(tools) if self.compact else []
+        self.said: list[tuple[str, str]] = []  # compact: (observation, assistant turn) per step
+
+    def first_observation(self) -> str:
+        if self.compact:
+            return compact.first_observation(self.mission.objective)
+        return f"Task: {self.mission.objective}\nNo steps taken yet."
 
     async def _chat(self, messages: list[ChatMessage], purpose: str) -> tuple[str, int]:
+        stop = {"stop": compact.STOP} if self.compact else {}
         reply = await self.llm.chat(messages, temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens,
-                                    model=self.cfg.model or None, logprobs=self.cfg.token_traces)
+                                    model=self.cfg.model or None, logprobs=self.cfg.token_traces, **stop)
         if reply.token_ids is not None:
             self.traces.append(CompletionTrace(purpose=purpose, model=reply.model, token_ids=reply.token_ids,
                                                logprobs=reply.logprobs or []))
@@ -79,6 +99,8 @@ class _Run:
 
     async def step(self, number: int, observation: str) -> tuple[Turn, str, bool]:
         """One cycle; returns the turn, the next observation, and whether the agent answered."""
+        if self.compact:
+            return await self.compact_step(number, observation)
         started = time.monotonic()
         tokens = 0
         thought = ""
@@ -124,6 +146,40 @@ class _Run:
         await self._record(turn, action_input, meta, started, tokens)
         return turn, following, answered
 
+    async def compact_step(self, number: int, observation: str) -> tuple[Turn, str, bool]:
+        """One call: the chat so far -> one action line -> act; no separate think or reflect call."""
+        started = time.monotonic()
+        meta: dict[str, str] = {}
+        self.traces = []
+        try:
+            raw, tokens = await self._chat(compact.chat(self.prefix, self.said, observation), "act")
+        except LLMError as exc:
+            await self._record(Turn(number, observation, "", Think(note=""), error=f"LLM call failed: {exc}"),
+                               "", meta, started, 0)
+            raise
+        tool_result: str | None = None
+        error: str | None = None
+        action: ActionT
+        try:
+            decision = compact.parse_reply(raw, self.tools.names())
+        except DecisionError as exc:
+            action, action_input, thought = Think(note="malformed decision"), clip(raw, 2000), ""
+            error = f"malformed decision: {exc}"
+            following = compact.malformed_observation(str(exc), self.mission.objective)
+            self.said.append((observation, malformed_turn(raw)))
+        else:
+            action, action_input, thought = decision.to_action(), decision.input, decision.thought
+            self.said.append((observation, action_line(decision.action, decision.tool, decision.input)))
+            tool_result, error, following = await self._act(action)
+            if isinstance(action, UseTool):
+                following = (compact.error_observation(error, self.mission.objective) if error is not None
+                             else compact.tool_observation(tool_result or "", self.mission.objective))
+        if raw.strip() != self.said[-1][1]:
+            meta["raw_reply"] = clip(raw, 2000)
+        turn = Turn(number, observation, thought, action, tool_result, error)
+        await self._record(turn, action_input, meta, started, tokens)
+        return turn, following, isinstance(action, Answer)
+
     async def _act(self, action: ActionT) -> tuple[str | None, str | None, str]:
         """(tool_result, error, next observation) for a well-formed action."""
         if isinstance(action, UseTool):
@@ -154,17 +210,22 @@ class _Run:
 
 async def run_mission(mission: Mission, llm: ChatClient, opener: SessionOpener, tools: Toolbox,
                       patterns: Sequence[ScoredPattern] | None = None, *, group_id: str | None = None,
-                      model: str = "", ask: AskHandler | None = None) -> RunResult:
-    """Run one session of ``mission`` and record every step; never raises for model or tool mistakes."""
+                      model: str = "", ask: AskHandler | None = None,
+                      labels: dict[str, str] | None = None) -> RunResult:
+    """Run one session of ``mission`` and record every step; never raises for model or tool mistakes.
+
+    ``labels`` are added to the session's ``agent_config`` (e.g. ``run_kind``: why the run happened).
+    """
     started = time.monotonic()
     group = group_id or mission.group_id
     recorder = await opener.start_session(
         agent_name=mission.name, objective=mission.objective, group_id=group,
         model=mission.agent_config.model or model or str(getattr(llm, "model", "")),
-        agent_config=mission.agent_config.as_strings(), success_criteria=list(mission.success_criteria))
+        agent_config={**session_config(mission, tools), **(labels or {})},
+        success_criteria=list(mission.success_criteria))
     run = _Run(mission, llm, recorder, tools, patterns or [], ask)
     status, answer = SessionStatus.failed, None
-    observation = f"Task: {mission.objective}\nNo steps taken yet."
+    observation = run.first_observation()
     try:
         for number in range(1, mission.agent_config.max_iterations + 1):
             turn, observation, answered = await run.step(number, observation)

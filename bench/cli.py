@@ -121,6 +121,36 @@ def ui(trajectories: Annotated[int, typer.Option(help="synthetic trajectories in
     emit(bench_ui(trajectories, repeats=repeats, workdir=workdir, say=progress))
 
 
+@bench_app.command("loop")
+def loop(rounds: Annotated[int, typer.Option(help="at most this many rounds (1-3)", min=1, max=3)] = 3,
+         groups: Annotated[int | None, typer.Option(help="training missions per round "
+                                                         "(default [art.learning] groups)")] = None,
+         per_family: Annotated[int | None, typer.Option(help="held-out missions per family (default 12: 48 "
+                                                             "missions)")] = None,
+         objective: Annotated[str | None, typer.Option(help="sft | awr | dpo (default [art.learning] objective)")
+                              ] = None,
+         data_dir: Annotated[Path | None, typer.Option(help="work folder (default: a fresh temporary one)")] = None,
+         models_dir: Annotated[Path | None, typer.Option(help="where the converted SmolLM2 lives or is converted "
+                                                               "to (default: the configured models dir)")] = None,
+         budget_s: Annotated[float, typer.Option(help="loop time budget: no round starts that the last round's "
+                                                      "duration says would end later (the issue's 20 min)", min=1)
+                             ] = 1200.0,
+         slow_test: Annotated[bool, typer.Option(help="then run the marked real-model test")] = True) -> None:
+    """Base vs champion on the held-out suite after at most 3 rounds of learning from own runs (SmolLM2)."""
+    from bench.loop import bench_loop
+    from learning.errors import LearningError
+    from trainer.errors import TrainerError
+
+    try:
+        result = bench_loop(rounds=rounds, groups=groups, per_family=per_family, objective=objective,
+                            data_dir=data_dir, models_dir=models_dir, budget_s=budget_s, slow_test=slow_test,
+                            say=lambda m: console.print(m, highlight=False, markup=False))
+    except (LearningError, TrainerError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    print(json.dumps(result))
+
+
 @bench_app.command("train")
 def train(steps: Annotated[int, typer.Option(help="optimizer steps per measurement")] = 10,
           repeats: Annotated[int, typer.Option(help="alternating fresh processes per side (medians)")] = 3,

@@ -3,8 +3,9 @@
 Notation: n steps (ordered by seq), C the success criteria, A the answer text (``final_answer``,
 else the last Answer action's text), k tool calls (UseTool steps).
 
-- task_completion: C non-empty -> share of criteria found case-insensitively as substrings of A;
-  no criteria -> 1.0 if status is ``succeeded`` else 0.0.
+- task_completion: C non-empty -> share of criteria met, case-insensitively: a criterion starting with
+  ``=`` is exact (``= 391``: the stripped A equals the stripped text after ``=``), any other must be
+  a substring of A; no criteria -> 1.0 if status is ``succeeded`` else 0.0.
 - efficiency: estimate = max(3, 2*len(C) + 1); min(1, estimate / n); 0.0 when n == 0.
 - tool_usage: redundant = k - |distinct (tool, input)|; switches = adjacent tool calls with different
   tools; thrash = max(0, switches - (distinct tools - 1)) / (k - 1) (0 when k <= 1), i.e. switches
@@ -67,6 +68,14 @@ def answer_text(traj: TrajectoryCompleted) -> str:
     return ""
 
 
+def criterion_met(criterion: str, answer: str) -> bool:
+    """``answer`` is stripped; ``criterion`` is a non-blank success criterion (see the module docstring)."""
+    c = criterion.strip()
+    if c.startswith("="):
+        return answer.lower() == c[1:].strip().lower()
+    return c.lower() in answer.lower()
+
+
 def step_estimate(traj: TrajectoryCompleted) -> int:
     return max(3, 2 * len(traj.success_criteria) + 1)
 
@@ -79,7 +88,7 @@ def measure(traj: TrajectoryCompleted) -> Measurement:
     succeeded = traj.status == SessionStatus.succeeded
 
     criteria = [c for c in traj.success_criteria if c.strip()]
-    matched = sum(1 for c in criteria if c.strip().lower() in answer.lower())
+    matched = sum(1 for c in criteria if criterion_met(c, answer))
     completion = matched / len(criteria) if criteria else (1.0 if succeeded else 0.0)
 
     estimate = step_estimate(traj)

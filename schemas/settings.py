@@ -78,6 +78,25 @@ class JudgeConfig(Section):
     reward_version: str = Field("ruler-heuristic@1")
 
 
+class LearningConfig(Section):
+    """`art loop` / `art eval`: how agents learn from their own runs and when a model is promoted."""
+
+    promotion_margin: float = Field(0.05, ge=0, le=1, description="held-out task success a new model must beat "
+                                    "the champion's by to replace it")
+    rounds: int = Field(3, ge=1, le=100)
+    groups: int = Field(24, ge=1, description="training missions per round, each run as one group of "
+                        "judge.rollouts_per_group sampled runs (RULER compares them)")
+    temperature: float = Field(0.7, ge=0, le=2, description="sampling temperature of the training runs")
+    eval_per_family: int = Field(12, ge=1, description="held-out missions per family")
+    concurrency: int = Field(16, ge=1, description="runs in flight at once (the server batches them)")
+    max_tokens: int = Field(32, ge=1, description="completion limit per step (one action line)")
+    objective: str = Field("sft", description="sft | awr | dpo")
+    teacher: str = Field("self", description="self: only the improved model's lineage; fleet: other agents too")
+    wait_s: float = Field(300.0, gt=0, description="longest wait for the pipeline to judge a round's runs")
+    request_timeout_s: float = Field(900.0, gt=0, description="per LLM call: a CPU server under a full batch "
+                                     "answers slowly, and a timed-out call ends its run")
+
+
 class CaptureConfig(Section):
     """Zero-change capture: the recording proxy and the OTLP/HTTP receiver (agents/capture)."""
 
@@ -117,6 +136,7 @@ class ArtConfig(Section):
     clickhouse: ClickHouseConfig = Field(default_factory=ClickHouseConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    learning: LearningConfig = Field(default_factory=LearningConfig)
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
     ui: UiConfig = Field(default_factory=UiConfig)
 

@@ -13,7 +13,8 @@ def _register_all() -> None:
     import importlib
 
     modules = ("stack.init_config", "stack.commands", "stack.demo", "agents.cli", "trainer.cli", "bench.cli",
-               "stack.replay_commands", "stack.report", "serving.cli", "agents.capture.cli", "ui.cli")
+               "stack.replay_commands", "stack.report", "serving.cli", "learning.cli", "agents.capture.cli",
+               "ui.cli")
     for module in modules:
         importlib.import_module(module).register(app)
 

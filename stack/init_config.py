@@ -50,6 +50,19 @@ rollouts_per_group = 4
 group_window_s = 60.0
 reward_version = "ruler-heuristic@1"
 
+[art.learning]                        # `art loop` and `art eval`
+promotion_margin = 0.05               # held-out success a new model must beat the champion's by
+rounds = 3
+groups = 24                           # training missions per round, each a group of judge.rollouts_per_group runs
+temperature = 0.7                     # sampling temperature of training runs (evaluation is greedy)
+eval_per_family = 12                  # held-out missions per family
+concurrency = 16                      # runs in flight (the server batches them)
+max_tokens = 32
+objective = "sft"                     # sft | awr | dpo
+teacher = "self"                      # self: own lineage only; fleet: other agents' runs too
+wait_s = 300.0
+request_timeout_s = 900.0             # per LLM call of a loop or eval run (CPU servers are slow under load)
+
 [art.capture]                         # `art proxy`, `art otlp`; `art up --proxy-upstream URL --otlp`
 proxy_upstream = ""                   # OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1
 proxy_port = 0                        # 0: any free port (published in <data_dir>/run/stack.json)

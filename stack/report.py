@@ -1,7 +1,8 @@
 """`art report`: one self-contained HTML page (plots as embedded PNG) from the analyst views.
 
-What an analyst looks at first: reward over time per agent, success rate per group, how scores
-moved between two judge versions, and which tools fail. Everything comes from the views in
+What an analyst looks at first: whether the agents learn (held-out success per model version, the
+curve `art loop` draws), reward over time per agent, success rate per group, how scores moved
+between two judge versions, and which tools fail. Everything comes from the views in
 store/ddl/030_views.sql, so the page shows exactly what `art sql` would.
 """
 
@@ -145,6 +146,34 @@ def tool_errors(client: Any) -> str:
     return _section("Tool error rates", _png(fig) + _table(list(result.column_names), result.result_rows))
 
 
+def learning_curve(client: Any) -> str:
+    """Held-out task success per model version, round by round, for each `art loop` (and lone `art eval`s)."""
+    title = "Learning curve (held-out task success per model version)"
+    result = client.query("SELECT loop_id, round, model_id, objective, successes, missions, success_rate, "
+                          "success_lo, success_hi, mean_reward, tokens_per_s, is_champion FROM learning_curve "
+                          "ORDER BY finished_at, loop_id, round")
+    rows = result.result_rows
+    if not rows:
+        return _section(title, _empty("evaluation (run `art eval MODEL` or `art loop`)"))
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    loops: dict[str, list[tuple[Any, ...]]] = {}
+    for r in rows:
+        loops.setdefault(r[0] or "art eval", []).append(r)
+    for loop_id, points in loops.items():
+        xs = [p[1] for p in points] if loop_id != "art eval" else list(range(len(points)))
+        ys = [p[6] for p in points]
+        ax.errorbar(xs, ys, yerr=[[max(0.0, y - p[7]) for y, p in zip(ys, points, strict=True)],
+                                  [max(0.0, p[8] - y) for y, p in zip(ys, points, strict=True)]],
+                    marker="o", capsize=3, label=loop_id)
+    ax.set_xlabel("round (0 = starting champion)")
+    ax.set_ylabel("task success (95% CI)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize="small")
+    return _section(title, _png(fig) + _table(list(result.column_names), rows, limit=60))
+
+
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:960px;color:#222}
 table{border-collapse:collapse;margin:.5em 0;font-size:.85em}td,th{border:1px solid #ccc;padding:2px 6px}
 th{background:#f3f3f3}.note{color:#777}section{margin-bottom:2em}img{max-width:100%}"""
@@ -157,8 +186,8 @@ def build_report(client: Any, *, old: str | None = None, new: str | None = None,
 
     matplotlib.use("Agg")
     old, new = judge_pair(client, old, new)
-    sections = [reward_over_time(client, reward_version), success_per_group(client), score_shift(client, old, new),
-                tool_errors(client)]
+    sections = [learning_curve(client), reward_over_time(client, reward_version), success_per_group(client),
+                score_shift(client, old, new), tool_errors(client)]
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (f"<!doctype html><html><head><meta charset=utf-8><title>ART Stream report</title><style>{STYLE}</style>"
             f"</head><body><h1>ART Stream report</h1><p class=note>generated {stamp}</p>{''.join(sections)}"

@@ -35,6 +35,16 @@ def _docker_available() -> str | None:
     return None
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Real-model tests take minutes of CPU: they run only when asked (``art bench loop`` asks)."""
+    if os.environ.get("ART_REAL_MODEL_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="real-model test: set ART_REAL_MODEL_TESTS=1 (`art bench loop` runs it)")
+    for item in items:
+        if "realmodel" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if BACKEND == "containers":

@@ -13,19 +13,23 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
-    "streams": {"consumers", "trainer", "stack", "bench", "serving"},
-    "consumers": {"streams", "trainer", "stack", "bench", "serving"},
-    "trainer": {"streams", "consumers", "stack", "bench", "serving"},
-    "schemas": {"streams", "consumers", "trainer", "agents", "judges", "store", "stack", "bench", "serving"},
-    "judges": {"streams", "consumers", "trainer", "stack", "bench", "serving"},
-    "store": {"streams", "consumers", "trainer", "agents", "judges", "stack", "bench", "serving"},
+    "streams": {"consumers", "trainer", "stack", "bench", "serving", "learning"},
+    "consumers": {"streams", "trainer", "stack", "bench", "serving", "learning"},
+    "trainer": {"streams", "consumers", "stack", "bench", "serving", "learning"},
+    # learning drives runs, training and the server; it reads the registry and the server's catalog
+    "learning": {"streams", "consumers", "bench"},
+    "agents": {"streams", "consumers", "trainer", "learning", "serving", "stack", "bench"},
+    "schemas": {"streams", "consumers", "trainer", "agents", "judges", "store", "stack", "bench", "serving",
+                "learning"},
+    "judges": {"streams", "consumers", "trainer", "stack", "bench", "serving", "learning"},
+    "store": {"streams", "consumers", "trainer", "agents", "judges", "stack", "bench", "serving", "learning"},
     # serving reads the registry (trainer) and answers agents over HTTP: it never touches the pipeline
-    "serving": {"streams", "consumers", "agents", "judges", "stack", "bench"},
-    "agents": {"bench", "serving"},  # agents reach a served model over HTTP only, like any other endpoint
+    "serving": {"streams", "consumers", "agents", "judges", "stack", "bench", "learning"},
     # capture reaches the pipeline only through the tracking SDK and the schemas
-    "agents/capture": {"streams", "consumers", "trainer", "store", "judges", "stack", "bench", "serving"},
+    "agents/capture": {"streams", "consumers", "trainer", "store", "judges", "stack", "bench", "serving",
+                       "learning"},
     # the UI only looks: the store through its one read-only path, the broker's offsets, the registry's files
-    "ui": {"streams", "consumers", "trainer", "agents", "judges", "stack", "bench", "serving"},
+    "ui": {"streams", "consumers", "trainer", "agents", "judges", "stack", "bench", "serving", "learning"},
 }
 #: what ui/ may take from store/: the reader and its errors, never a writer, a DSN client or DDL
 UI_STORE_NAMES = {"reader", "StoreError", "StoreMissing", "error_text"}
@@ -82,6 +86,8 @@ def test_ui_reads_the_store_only_through_the_reader() -> None:
             if bad:
                 found.setdefault(str(path.relative_to(ROOT)), []).extend(bad)
     assert found == {}
+
+
 def test_benchmarks_live_in_bench() -> None:
     strays = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("*/**/*bench*.py")
                     if p.relative_to(ROOT).parts[0] not in ("bench", "tests", ".venv"))
@@ -90,8 +96,9 @@ def test_benchmarks_live_in_bench() -> None:
 
 def test_pipeline_and_cli_import_without_torch() -> None:
     code = ("import sys, stack.cli, streams.sessions, streams.judging, consumers.sink, consumers.replay, "
-            "agents.tracking, agents.runner, agents.capture.run, judges, serving.app, serving.server, "
-            "serving.vllm_sync, trainer.basemodel, bench.serve, ui.app, ui.views, ui.cli; stack.cli._register_all(); "
+            "agents.tracking, agents.runner, agents.suite, agents.capture.run, judges, learning.loop, "
+            "learning.evaluation, learning.session, serving.app, serving.server, serving.vllm_sync, "
+            "trainer.basemodel, bench.serve, ui.app, ui.views, ui.cli; stack.cli._register_all(); "
             "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

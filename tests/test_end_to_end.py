@@ -45,7 +45,8 @@ def test_art_run_mission_lands_in_clickhouse(tmp_path: Path) -> None:
 
 def test_demo_end_to_end_rows_are_really_stored(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ART_")}
-    out = art("demo", "--groups", "2", "--rollouts", "4", "--no-train", "--timeout", "120", env=env, cwd=tmp_path)
+    out = art("demo", "--groups", "2", "--rollouts", "4", "--no-train", "--no-real", "--timeout", "120", env=env,
+              cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Total trajectories: 8" in out.stdout and "Example query" in out.stdout
     # the stack is gone now: `art sql` opens the store directly and sees the same rows

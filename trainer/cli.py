@@ -54,7 +54,6 @@ def _window_parameters() -> list[inspect.Parameter]:
         opt("keyword", list[str] | None, None, "objective must contain one of these (repeatable)", "--keyword"),
         opt("name", str | None, None, "registry name of the model", "--name"),
         opt("resume", str | None, None, "continue the killed run RUN_ID from its last checkpoint", "--resume"),
-        opt("promote", bool, True, "promote to champion when the held-out loss beats it", "--promote/--no-promote"),
         opt("progress", bool, True, "show a progress bar", "--progress/--no-progress"),
     ]
 
@@ -81,11 +80,12 @@ def _train(specialization: str | None, **kwargs: Any) -> None:
                            agent=kwargs["agent"], specialization=specialization, keywords=kwargs["keyword"] or [],
                            top_k_per_group=cfg.rollouts_per_group)
         outcome = run_training(art, cfg, flt, specialization=specialization, name=kwargs["name"],
-                               progress=kwargs["progress"], auto_promote=kwargs["promote"])
+                               progress=kwargs["progress"])
     m = outcome.model
     typer.echo(f"run {outcome.run_id}: window {outcome.window_id}, {outcome.result.steps} steps"
                f"{' (stopped early)' if outcome.result.stopped_early else ''}")
-    typer.echo(f"model {m.model_id} at {m.path}" + (" -> champion" if outcome.promoted else ""))
+    typer.echo(f"model {m.model_id} at {m.path}; `art eval {m.model_id}` measures its task success and promotes it "
+               "when it beats the champion's")
     typer.echo(json.dumps({k: round(v, 4) for k, v in m.metrics.items()}))
 
 
@@ -132,18 +132,23 @@ def _models_app() -> typer.Typer:
         """One line per model; * marks champions."""
         from trainer.registry import list_models
 
+        def num(m: Any, key: str, fmt: str) -> str:
+            return "-" if key not in m.metrics else format(m.metrics[key], fmt)
+
         for m in list_models(client(config), specialization):
-            loss = m.metrics.get("eval_loss")
             typer.echo(f"{'*' if m.is_champion else ' '} {m.model_id}  {m.specialization:<10} {m.objective:<4} "
-                       f"eval_loss={'-' if loss is None else f'{loss:.4f}'}  {m.name}")
+                       f"success={num(m, 'eval_success', '.3f')} eval_loss={num(m, 'eval_loss', '.4f')}  {m.name}")
 
     @models.command("show")
     def show(model_id: str, config: Path | None = config_opt) -> None:
-        """The registry row as JSON."""
-        from trainer.registry import get_model
+        """The evaluation summary (when evaluated), then the registry row as JSON."""
+        from trainer.registry import evaluation_summary, get_model
 
         try:
-            typer.echo(get_model(client(config), model_id).model_dump_json(indent=1))
+            record = get_model(client(config), model_id)
+            for line in evaluation_summary(record):
+                typer.echo(line)
+            typer.echo(record.model_dump_json(indent=1))
         except TrainerError as exc:
             typer.secho(f"error: {exc}", fg="red", err=True)
             raise typer.Exit(1) from None

@@ -9,10 +9,12 @@ than ``max_length`` are split at turn boundaries, each chunk restarting from the
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.transcript import COMPACT_STYLE, PROMPT_PREFIX_KEY, action_line, malformed_turn
 from trainer.errors import EmptyDatasetError, TrainerError
 from trainer.windows import Window, WindowStep, WindowTrajectory
 
@@ -59,9 +61,33 @@ def _observation(step: WindowStep, previous: WindowStep | None) -> str:
     return "\n".join(parts)
 
 
-def conversation(traj: WindowTrajectory) -> list[dict[str, str]]:
-    """system(objective), then (user: observation, assistant: step) per step."""
-    messages = [{"role": "system", "content": f"{SYSTEM_PROMPT}\nObjective: {traj.objective}"}]
+def compact_conversation(traj: WindowTrajectory) -> list[dict[str, Any]]:
+    """The exact chat a compact-style run saw (``schemas.transcript``): the recorded prompt prefix, then
+    observations as user turns and canonical action lines as assistant turns. The prefix's worked example
+    and the steps that failed (malformed reply, tool error) stay as context with ``train: False``, so the
+    loss falls only on what this run did right."""
+    messages: list[dict[str, Any]] = [{"role": m["role"], "content": m["content"], "train": False}
+                                      for m in json.loads(traj.agent_config[PROMPT_PREFIX_KEY])]
+    for step in traj.steps:
+        messages.append({"role": "user", "content": step.observation})
+        if step.action_kind in ("use_tool", "answer"):
+            said = action_line(step.action_kind, step.tool, step.action_input or step.action_text)
+        else:
+            said = malformed_turn(step.action_input)
+        messages.append({"role": "assistant", "content": said, "train": step.error is None})
+    return messages
+
+
+def is_compact(traj: WindowTrajectory) -> bool:
+    return traj.agent_config.get("prompt_style") == COMPACT_STYLE and PROMPT_PREFIX_KEY in traj.agent_config
+
+
+def conversation(traj: WindowTrajectory) -> list[dict[str, Any]]:
+    """The chat to train on: the compact run's own transcript, else system(objective), then
+    (user: observation, assistant: step) per step."""
+    if is_compact(traj):
+        return compact_conversation(traj)
+    messages: list[dict[str, Any]] = [{"role": "system", "content": f"{SYSTEM_PROMPT}\nObjective: {traj.objective}"}]
     previous: WindowStep | None = None
     for step in traj.steps:
         messages.append({"role": "user", "content": _observation(step, previous)})
@@ -70,21 +96,23 @@ def conversation(traj: WindowTrajectory) -> list[dict[str, str]]:
     return messages
 
 
-def _template(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
+def _template(tokenizer: Any, messages: list[dict[str, Any]]) -> tuple[list[int], list[int]]:
     out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
                                         return_assistant_tokens_mask=True)
     ids = list(out["input_ids"])
     mask = list(out.get("assistant_masks") or [0] * len(ids))
-    if any(mask) or not any(m["role"] == "assistant" for m in messages):
+    context_only = any(m.get("train") is False for m in messages)
+    if (any(mask) and not context_only) or not any(m["role"] == "assistant" for m in messages):
         return ids, mask
     return ids, _mask_by_prefix(tokenizer, messages, len(ids))
 
 
-def _mask_by_prefix(tokenizer: Any, messages: list[dict[str, str]], n: int) -> list[int]:
-    """Assistant mask for templates without {% generation %}: tokens each assistant turn adds to the prefix."""
+def _mask_by_prefix(tokenizer: Any, messages: list[dict[str, Any]], n: int) -> list[int]:
+    """Assistant mask from the tokens each assistant turn adds to the prefix (templates without
+    {% generation %}, and turns marked ``train: False``, which stay context only)."""
     mask = [0] * n
     for k, message in enumerate(messages):
-        if message["role"] != "assistant":
+        if message["role"] != "assistant" or message.get("train") is False:
             continue
         start = len(tokenizer.apply_chat_template(messages[:k], tokenize=True, return_dict=True,
                                                   add_generation_prompt=True)["input_ids"])
@@ -94,14 +122,14 @@ def _mask_by_prefix(tokenizer: Any, messages: list[dict[str, str]], n: int) -> l
     return mask
 
 
-def encode_conversation(tokenizer: Any, messages: list[dict[str, str]], max_length: int) -> list[Encoded]:
+def encode_conversation(tokenizer: Any, messages: list[dict[str, Any]], max_length: int) -> list[Encoded]:
     """One Encoded per chunk of whole turns that fits ``max_length`` (a single oversize turn is cut)."""
     ids, mask = _template(tokenizer, messages)
     if len(ids) <= max_length:
         return [Encoded(ids, mask)]
     head, units = messages[:1], [messages[i:i + 2] for i in range(1, len(messages), 2)]
     chunks: list[Encoded] = []
-    current: list[dict[str, str]] = []
+    current: list[dict[str, Any]] = []
     for unit in units:
         trial = _template(tokenizer, head + current + unit)
         if current and len(trial[0]) > max_length:

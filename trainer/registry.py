@@ -1,8 +1,10 @@
 """Model registry: a ``models`` row per adapter plus a folder with everything needed to use it.
 
-The table is a ReplacingMergeTree(updated_at): promotion writes new rows for the old and new
-champion with a later updated_at, and reads use FINAL. One champion per specialisation; a model
-becomes champion when its held-out loss beats the current champion's, or when promoted explicitly.
+The table is a ReplacingMergeTree(updated_at): promotion and evaluation write new rows with a later
+updated_at, and reads use FINAL. One champion per specialisation. A model becomes champion by
+outcome: when its evaluated held-out task success (``eval_success``, written by ``art eval``) beats
+the current champion's by the configured margin — or when promoted explicitly. Held-out loss stays
+in the metrics as a diagnostic; it never decides.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from trainer.train import TrainResult
 
 COLUMNS = ["model_id", "name", "base_model", "objective", "specialization", "window_id", "path", "metrics",
            "is_champion", "created_at", "updated_at"]
-CHAMPION_METRIC = "eval_loss"
+CHAMPION_METRIC = "eval_success"
+SIZE_METRIC = "eval_missions"
 BASE_OBJECTIVE = "base"
 """The objective of a base model's row: the model itself, no adapter (``art models base``)."""
 
@@ -122,13 +125,76 @@ def promote(client: Any, model_id: str) -> ModelRecord:
     return promoted
 
 
-def promote_if_better(client: Any, record: ModelRecord, metric: str = CHAMPION_METRIC) -> bool:
-    """Promote when there is no champion yet or ``record`` has a lower held-out ``metric``."""
-    if metric not in record.metrics:
-        return False
+class PromotionDecision(BaseModel):
+    """Why a model was or was not promoted, with the numbers compared."""
+
+    promoted: bool
+    reason: str
+    candidate: float | None = None
+    champion: float | None = None
+    champion_id: str | None = None
+    margin: float = 0.0
+
+
+def decide_promotion(record: ModelRecord, current: ModelRecord | None, margin: float) -> PromotionDecision:
+    """The promotion rule, pure: ``record`` must have an evaluated success that beats ``current``'s by ``margin``."""
+    mine = record.metrics.get(CHAMPION_METRIC)
+    if mine is None:
+        return PromotionDecision(promoted=False, margin=margin, reason=f"{record.model_id} has no evaluated task "
+                                 f"success yet (art eval {record.model_id})")
+    if current is None or current.model_id == record.model_id:
+        return PromotionDecision(promoted=current is None, candidate=mine, margin=margin,
+                                 reason="no champion yet" if current is None else "already the champion")
+    theirs = current.metrics.get(CHAMPION_METRIC)
+    base = {"candidate": mine, "champion": theirs, "champion_id": current.model_id, "margin": margin}
+    if theirs is None:
+        return PromotionDecision(promoted=False, **base, reason=f"champion {current.model_id} has no evaluated task "
+                                 f"success to compare with (art eval {current.model_id})")
+    if record.metrics.get(SIZE_METRIC) != current.metrics.get(SIZE_METRIC):
+        return PromotionDecision(promoted=False, **base, reason="evaluated on different mission sets "
+                                 f"({record.metrics.get(SIZE_METRIC)} vs {current.metrics.get(SIZE_METRIC)} missions)")
+    if mine > theirs and mine >= theirs + margin - 1e-9:
+        return PromotionDecision(promoted=True, **base, reason=f"task success {mine:.3f} beats the champion's "
+                                 f"{theirs:.3f} by at least {margin:.3f}")
+    return PromotionDecision(promoted=False, **base, reason=f"task success {mine:.3f} does not beat the champion's "
+                             f"{theirs:.3f} by {margin:.3f}")
+
+
+def promote_if_better(client: Any, record: ModelRecord, margin: float) -> PromotionDecision:
+    """Promote ``record`` when ``decide_promotion`` says so. A specialisation without a champion of its own
+    compares with the general champion (the model its agents are served until then)."""
     current = champion(client, record.specialization)
-    if current is not None and current.model_id != record.model_id and \
-            current.metrics.get(metric, float("inf")) <= record.metrics[metric]:
-        return False
-    promote(client, record.model_id)
-    return True
+    if current is None and record.specialization != GENERAL:
+        current = champion(client, GENERAL)
+        if current is not None and current.model_id == record.model_id:
+            current = None
+    decision = decide_promotion(get_model(client, record.model_id), current, margin)
+    if decision.promoted:
+        promote(client, record.model_id)
+    return decision
+
+
+def evaluation_summary(record: ModelRecord) -> list[str]:
+    """Human lines for the evaluation metrics ``art eval`` stored (none when never evaluated)."""
+    m = record.metrics
+    if CHAMPION_METRIC not in m:
+        return []
+    families = sorted(k.removeprefix("eval_success_") for k in m
+                      if k.startswith("eval_success_") and k not in ("eval_success_lo", "eval_success_hi"))
+    lines = [f"task success {m[CHAMPION_METRIC]:.3f} (95% CI {m.get('eval_success_lo', 0):.3f}-"
+             f"{m.get('eval_success_hi', 1):.3f}) on {int(m.get(SIZE_METRIC, 0))} held-out missions",
+             f"mean reward {m.get('eval_reward', 0):.3f} ± {m.get('eval_reward_ci', 0):.3f}, efficiency "
+             f"{m.get('eval_efficiency', 0):.3f}, steps {m.get('eval_steps', 0):.2f}, "
+             f"{m.get('eval_tokens_per_s', 0):.1f} tokens/s"]
+    if families:
+        lines.append("per family: " + ", ".join(f"{f} {m['eval_success_' + f]:.2f}" for f in families))
+    return lines
+
+
+def record_metrics(client: Any, model_id: str, metrics: dict[str, float]) -> ModelRecord:
+    """Merge ``metrics`` into the model's row (a new version of the row; evaluation writes here)."""
+    record = get_model(client, model_id)
+    stamp = max(_now(), record.updated_at + timedelta(milliseconds=1))
+    updated = record.model_copy(update={"metrics": {**record.metrics, **metrics}, "updated_at": stamp})
+    _write(client, updated)
+    return updated

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from schemas.settings import ArtConfig
 from trainer.config import TrainingConfig
 from trainer.errors import RunLockedError, TrainerError
-from trainer.registry import ModelRecord, promote_if_better, register_model
+from trainer.registry import ModelRecord, register_model
 from trainer.specializations import GENERAL
 from trainer.train import TrainResult
 from trainer.windows import Window, WindowFilter, load_window, pull_window, split_window
@@ -82,7 +82,6 @@ class RunOutcome(BaseModel):
     window_id: str
     model: ModelRecord
     result: TrainResult
-    promoted: bool
 
 
 def open_store(art: ArtConfig) -> Any:
@@ -103,9 +102,10 @@ def _record_run(client: Any, run_id: str, window_id: str, cfg: TrainingConfig, s
 
 
 def run_training(art: ArtConfig, cfg: TrainingConfig, flt: WindowFilter, *, specialization: str | None = None,
-                 name: str | None = None, client: Any = None, progress: bool = True, auto_promote: bool = True,
+                 name: str | None = None, client: Any = None, progress: bool = True,
                  run_id: str | None = None, window: Window | None = None) -> RunOutcome:
-    """Pull (or reuse) the window, train under the lock, register the model, promote it if it is better."""
+    """Pull (or reuse) the window, train under the lock, register the model. Promotion is by evaluated
+    outcome (``art eval``), so a freshly trained model is registered, never promoted here."""
     from trainer.train import train_window
 
     cfg.model_path = cfg.model_path or art.models.base_model
@@ -127,10 +127,9 @@ def run_training(art: ArtConfig, cfg: TrainingConfig, flt: WindowFilter, *, spec
             raise
         record = register_model(client, result=result, cfg=cfg, window_id=window.window_id,
                                 models_dir=art.storage.resolved_models_dir(), specialization=spec, name=name)
-        promoted = promote_if_better(client, record) if auto_promote else False
         _record_run(client, run_id, window.window_id, cfg, spec, "finished", started, result.steps, result.metrics,
                     record.model_id)
-    return RunOutcome(run_id=run_id, window_id=window.window_id, model=record, result=result, promoted=promoted)
+    return RunOutcome(run_id=run_id, window_id=window.window_id, model=record, result=result)
 
 
 def resume_training(art: ArtConfig, run_id: str, *, client: Any = None, progress: bool = True) -> RunOutcome:

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from schemas.models import RewardAssigned, Timestamp, TrajectoryCompleted
+from schemas.transcript import EVALUATION, RUN_KIND_KEY
 from trainer.errors import TrainerError
 from trainer.specializations import keywords_for
 
@@ -33,6 +34,9 @@ class WindowFilter(BaseModel):
     keywords: list[str] = Field(default_factory=list)
     top_k_per_group: int | None = Field(None, ge=1)
     limit: int | None = Field(None, ge=1)
+    models: list[str] = Field(default_factory=list, description="only runs of these models (a lineage); empty: any")
+    min_success: float | None = Field(None, description="minimum success component of the reward")
+    include_evaluation: bool = Field(False, description="evaluation runs never train unless this is set")
 
     def all_keywords(self) -> list[str]:
         extra = keywords_for(self.specialization) if self.specialization else []
@@ -57,6 +61,8 @@ class WindowTrajectory(BaseModel):
     agent_name: str
     group_id: str | None
     objective: str
+    model: str = ""
+    agent_config: dict[str, str] = Field(default_factory=dict)
     status: str = ""
     final_answer: str | None = None
     reward_version: str
@@ -88,8 +94,8 @@ class Window(BaseModel):
         return [t for t in self.trajectories if t.total >= threshold]
 
 
-_TRAJECTORY_COLUMNS = ["session_id", "agent_name", "group_id", "objective", "status", "final_answer",
-                       "reward_version", "total", "advantage"]
+_TRAJECTORY_COLUMNS = ["session_id", "agent_name", "group_id", "objective", "model", "agent_config", "status",
+                       "final_answer", "reward_version", "total", "advantage"]
 _FROM_REWARDS = ("session_id", "group_id", "reward_version", "total", "advantage")
 _JOINED_COLUMNS = ", ".join(("r." if c in _FROM_REWARDS else "t.") + f"{c} AS {c}" for c in _TRAJECTORY_COLUMNS)
 _STEP_COLUMNS = ["session_id", "step_number", "observation", "thought", "action_kind", "tool", "action_text",
@@ -110,6 +116,14 @@ def build_query(flt: WindowFilter, until: datetime) -> tuple[str, dict[str, Any]
     if flt.agent:
         where.append("t.agent_name = {agent:String}")
         params["agent"] = flt.agent
+    if flt.models:
+        where.append("t.model IN {models:Array(String)}")
+        params["models"] = flt.models
+    if flt.min_success is not None:
+        where.append("r.success >= {min_success:Float64}")
+        params["min_success"] = flt.min_success
+    if not flt.include_evaluation:
+        where.append(f"t.agent_config[{RUN_KIND_KEY!r}] != {EVALUATION!r}")
     if flt.all_keywords():
         where.append("multiSearchAnyCaseInsensitiveUTF8(t.objective, {keywords:Array(String)})")
         params["keywords"] = flt.all_keywords()
@@ -124,7 +138,8 @@ def build_query(flt: WindowFilter, until: datetime) -> tuple[str, dict[str, Any]
     sql = f"""
 SELECT {", ".join(_TRAJECTORY_COLUMNS)} FROM (
   SELECT r.session_id AS session_id, t.agent_name AS agent_name, r.group_id AS group_id,
-         t.objective AS objective, t.status AS status, t.final_answer AS final_answer,
+         t.objective AS objective, t.model AS model, t.agent_config AS agent_config, t.status AS status,
+         t.final_answer AS final_answer,
          r.reward_version AS reward_version, r.total AS total, r.advantage AS advantage,
          t.completed_at AS completed_at,
          row_number() OVER (PARTITION BY ifNull(r.group_id, r.session_id)
@@ -214,7 +229,8 @@ def window_from_runs(runs: list[tuple[TrajectoryCompleted, RewardAssigned]], win
                  for s in sorted(traj.steps, key=lambda s: s.seq)]
         trajectories.append(WindowTrajectory(
             session_id=traj.session_id, agent_name=traj.agent_name, group_id=reward.group_id,
-            objective=traj.objective, status=str(traj.status or ""), final_answer=traj.final_answer,
+            objective=traj.objective, model=traj.model, agent_config=traj.agent_config,
+            status=str(traj.status or ""), final_answer=traj.final_answer,
             reward_version=reward.reward_version, total=reward.total, advantage=reward.advantage, steps=steps))
     return Window(window_id=window_id, query="", params={"source": "events"}, trajectories=trajectories,
                   created_at=datetime.now(UTC))

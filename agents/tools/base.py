@@ -54,16 +54,19 @@ class ToolKind:
     description: str
     config_model: type[ToolConfig]
     factory: ToolFactory
+    usage: str = "<input>"
+    """The input's form as a placeholder (``<file path>``), shown to models that need it (compact style)."""
 
 
 REGISTRY: dict[str, ToolKind] = {}
 
 
-def register_tool(name: str, description: str, config_model: type[ToolConfig]) -> Callable[[ToolFactory], ToolFactory]:
+def register_tool(name: str, description: str, config_model: type[ToolConfig],
+                  usage: str = "<input>") -> Callable[[ToolFactory], ToolFactory]:
     """Decorator: make ``factory`` available to missions under ``name``."""
 
     def deco(factory: ToolFactory) -> ToolFactory:
-        REGISTRY[name] = ToolKind(name, description, config_model, factory)
+        REGISTRY[name] = ToolKind(name, description, config_model, factory, usage)
         return factory
 
     return deco

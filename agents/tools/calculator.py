@@ -126,7 +126,8 @@ def format_number(value: Number) -> str:
 
 
 @register_tool("calculator", "evaluate arithmetic: numbers, + - * / // % **, parentheses, pi, e, "
-               "sqrt/log/exp/sin/cos/tan/abs/round/floor/ceil/min/max", CalculatorConfig)
+               "sqrt/log/exp/sin/cos/tan/abs/round/floor/ceil/min/max", CalculatorConfig,
+               usage="<arithmetic expression>")
 def calculator(config: CalculatorConfig, base_dir: Path) -> FunctionTool:
     calc = Calculator(config)
 

@@ -83,7 +83,8 @@ def _read_path_input(text: str) -> str:
     return stripped
 
 
-@register_tool("file_read", "read a text file: input is a path relative to the sandbox folder", FileReadConfig)
+@register_tool("file_read", "read a text file: input is a path relative to the sandbox folder", FileReadConfig,
+               usage="<file path>")
 def file_read(config: FileReadConfig, base_dir: Path) -> FunctionTool:
     sandbox = Sandbox(base_dir / config.base_path)
 
@@ -100,7 +101,8 @@ def file_read(config: FileReadConfig, base_dir: Path) -> FunctionTool:
 
 
 @register_tool("file_write", 'write a text file: input is {"path": ..., "content": ...} or the path on the first '
-               "line and the content after it", FileWriteConfig)
+               "line and the content after it", FileWriteConfig,
+               usage='{"path": "<file path>", "content": "<text>"}')
 def file_write(config: FileWriteConfig, base_dir: Path) -> FunctionTool:
     sandbox = Sandbox(base_dir / config.base_path)
 

@@ -42,7 +42,8 @@ def check_url(raw: str, allowed_hosts: list[str]) -> httpx.URL:
     return url
 
 
-@register_tool("http_get", "fetch a web page or API: input is an http(s) URL on an allowed host", HttpGetConfig)
+@register_tool("http_get", "fetch a web page or API: input is an http(s) URL on an allowed host", HttpGetConfig,
+               usage="<url>")
 def http_get(config: HttpGetConfig, base_dir: Path) -> FunctionTool:
     async def run(tool_input: str) -> str:
         url = check_url(tool_input, config.allowed_hosts)

@@ -57,7 +57,7 @@ def search(root: Path, query: str, config: LookupConfig) -> list[tuple[int, str,
 
 
 @register_tool("lookup", "search local reference text files: input is a few keywords; returns the best lines",
-               LookupConfig)
+               LookupConfig, usage="<keywords>")
 def lookup(config: LookupConfig, base_dir: Path) -> FunctionTool:
     root = base_dir / config.folder
 

@@ -114,4 +114,24 @@ SELECT
     avg(execution_time_ms) AS avg_execution_ms
 FROM steps FINAL
 WHERE action_kind = 'use_tool'
-GROUP BY tool
+GROUP BY tool;
+
+-- The learning curve: every held-out evaluation in order, one row per (loop round, model version).
+-- Round 0 of a loop is the starting champion; standalone `art eval` runs have an empty loop_id.
+CREATE OR REPLACE VIEW learning_curve AS
+SELECT
+    e.loop_id AS loop_id,
+    e.round AS round,
+    e.model_id AS model_id,
+    m.objective AS objective,
+    e.missions AS missions,
+    e.successes AS successes,
+    e.metrics['eval_success'] AS success_rate,
+    e.metrics['eval_success_lo'] AS success_lo,
+    e.metrics['eval_success_hi'] AS success_hi,
+    e.metrics['eval_reward'] AS mean_reward,
+    e.metrics['eval_tokens_per_s'] AS tokens_per_s,
+    m.is_champion AS is_champion,
+    e.finished_at AS finished_at
+FROM evaluations AS e FINAL
+LEFT JOIN (SELECT model_id, objective, is_champion FROM models FINAL) AS m ON m.model_id = e.model_id;

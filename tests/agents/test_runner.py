@@ -65,7 +65,8 @@ async def test_tool_call_then_answer(chat_server: ChatServer, tmp_path: Path) ->
                            "model": "test-model", "success_criteria": ["answer is 391"],
                            "agent_config": {"max_iterations": "6", "model": "test-model", "temperature": "0.1",
                                             "max_tokens": "", "reflection_interval": "3", "pattern_limit": "3",
-                                            "cost_per_1k_tokens": "0.0", "token_traces": "True"}}
+                                            "cost_per_1k_tokens": "0.0", "prompt_style": "react",
+                                            "token_traces": "True"}}
     first, second = rec.steps
     assert first.action == UseTool(tool="calculator", input="17*23")
     assert (first.tool_result, first.error, first.action_input) == ("391", None, "17*23")

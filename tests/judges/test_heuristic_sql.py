@@ -46,7 +46,8 @@ def random_trajectory(rng: random.Random, i: int, group_id: str | None) -> Traje
             steps.append(answer(rng.choice(["Paris", "paris!", "", f"{pad}London{pad}"]), thought=pad))
     session = f"s{i}-{ODD_IDS[i % len(ODD_IDS)]}" if i % 3 == 0 else f"s{i}"
     traj = trajectory(steps, session_id=session, group_id=group_id,
-                      criteria=rng.choice([[], ["paris"], [" Paris ", "london"], ["  "], ["x", "y", "z"]]),
+                      criteria=rng.choice([[], ["paris"], [" Paris ", "london"], ["  "], ["x", "y", "z"],
+                                           ["= paris"], [" =London ", "= it is paris"], ["="]]),
                       final_answer=rng.choice([None, "", "It is PARIS", " \u2003 "]),
                       status=rng.choice([SessionStatus.succeeded, SessionStatus.failed, None]),
                       closed_by=rng.choice([ClosedBy.completed, ClosedBy.completed, ClosedBy.idle_timeout]))

@@ -114,8 +114,7 @@ def test_a_promoted_adapter_is_served_by_the_next_request(server: Any, tiny_mode
     art.clickhouse.dsn, art.clickhouse.database = clickhouse_dsn, registry_db
     cfg = TrainingConfig(model_path=str(tiny_model), learning_rate=5e-3, max_steps=6, batch_size=8, max_length=256,
                          evaluation_interval=3, checkpoint_interval=0, num_epochs=50)
-    trained = run_training(art, cfg, WindowFilter(min_reward=0.7), client=registry_store, progress=False,
-                           auto_promote=False).model
+    trained = run_training(art, cfg, WindowFilter(min_reward=0.7), client=registry_store, progress=False).model
     client = openai.OpenAI(base_url=server.url, api_key="unused")
 
     def ask(model: str) -> Any:

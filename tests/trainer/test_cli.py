@@ -48,12 +48,13 @@ def test_train_then_models_list_show_promote(app: typer.Typer, filled_store: Any
     result = runner.invoke(app, ["specialize", "research", "--model-path", str(tiny_model), "--max-steps", "3",
                                  "--evaluation-interval", "0", "--learning-rate", "0.005", "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "-> champion" in result.output
+    assert "`art eval m-" in result.output  # registered; promotion is by evaluated outcome
     listed = runner.invoke(app, ["models", "list"]).output
-    assert listed.startswith("* m-") and "research" in listed
-    model_id = listed.split()[1]
+    assert listed.startswith("  m-") and "research" in listed and "success=-" in listed
+    model_id = listed.split()[0]
     assert '"objective": "sft"' in runner.invoke(app, ["models", "show", model_id]).output
     assert runner.invoke(app, ["models", "promote", model_id]).exit_code == 0
+    assert runner.invoke(app, ["models", "list"]).output.startswith("* m-")
     assert runner.invoke(app, ["models", "show", "nope"]).exit_code == 1
     bad = runner.invoke(app, ["specialize", "cooking", "--model-path", str(tiny_model)])
     assert bad.exit_code == 1 and "unknown specialization" in bad.output

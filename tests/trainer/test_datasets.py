@@ -74,3 +74,28 @@ def test_awr_weights_follow_advantage(tokenizer: Any) -> None:
     window = window_from_runs(synthetic.runs(3, 4, seed=2))
     examples = awr_examples(window, tokenizer, 512, 1.0, 20.0)
     assert sum(e.weight for e in examples) / len(examples) == pytest.approx(1.0)
+
+
+def test_compact_runs_train_only_their_good_turns(tokenizer: Any) -> None:
+    """The recorded prefix (system + worked example) and failed steps are context; the loss is on the rest."""
+    import json
+
+    from trainer.datasets import conversation
+    from trainer.windows import WindowStep, WindowTrajectory
+
+    prefix = [{"role": "system", "content": "Reply with one line."}, {"role": "user", "content": "Task: 1+1?"},
+              {"role": "assistant", "content": "answer: 2"}]
+    steps = [WindowStep(step_number=1, observation="Task: 3*4?", action_kind="think", action_input="hmm twelve",
+                        error="malformed decision: no TOOL or ANSWER line"),
+             WindowStep(step_number=2, observation="Error: reply with one line", action_kind="use_tool",
+                        tool="calculator", action_input="3*4", tool_result="12"),
+             WindowStep(step_number=3, observation="Result: 12", action_kind="answer", action_text="12",
+                        action_input="12")]
+    traj = WindowTrajectory(session_id="s", agent_name="a", group_id=None, objective="3*4?", reward_version="v",
+                            total=1.0, advantage=0.0, steps=steps,
+                            agent_config={"prompt_style": "compact", "prompt_prefix": json.dumps(prefix)})
+    (example,) = encode_conversation(tokenizer, conversation(traj), 1024)
+    trained = tokenizer.decode([i for i, m in zip(example.ids, example.mask, strict=True) if m])
+    assert "calculator: 3*4" in trained and "answer: 12" in trained
+    assert "hmm twelve" not in trained and "answer: 2<" not in trained and "Task:" not in trained
+    assert tokenizer.decode(example.ids).count("answer: 2<") == 1  # the example is still in the context
