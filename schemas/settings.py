@@ -7,8 +7,10 @@ contract. ``ART_<SECTION>_<KEY>`` overrides ``[art.<section>] key`` and ``ART_<K
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -115,18 +117,48 @@ class ArtConfig(Section):
 SECTIONS = {name for name, f in ArtConfig.model_fields.items() if isinstance(f.default_factory, type)}
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+def _field_annotation(section: str | None, key: str) -> Any:
+    model: type[BaseModel] = ArtConfig
+    if section is not None:
+        model = ArtConfig.model_fields[section].default_factory  # type: ignore[assignment]
+    field = model.model_fields.get(key)
+    return field.annotation if field is not None else None
+
+
+def _env_value(name: str, value: str, annotation: Any) -> Any:
+    """A list from ``a,b,c`` (or JSON ``[...]``), a table from JSON ``{...}``; other values stay text
+    for pydantic to convert."""
+    container = typing.get_origin(annotation)
+    if container not in (list, dict):
+        return value
+    text = value.strip()
+    if text[:1] in "[{" and text:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"invalid config: {name} = {value!r} is not valid JSON: {exc}") from None
+    if container is dict:
+        raise ConfigError(f'invalid config: {name} = {value!r}: expected a JSON object, e.g. {{"key": [1, 2]}}')
+    return [item.strip() for item in text.split(",")] if text else []
+
+
+def _env_overrides(environ: dict[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """The overrides as a document, and for each overridden key the variable it came from."""
     out: dict[str, Any] = {}
-    for key, value in environ.items():
-        if not key.startswith("ART_") or key == "ART_CONFIG":
+    origins: dict[tuple[str, ...], str] = {}
+    for name, value in environ.items():
+        if not name.startswith("ART_") or name == "ART_CONFIG":
             continue
-        rest = key[4:].lower()
+        rest = name[4:].lower()
         section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
         if section is not None:
-            out.setdefault(section, {})[rest[len(section) + 1:]] = value
+            key = rest[len(section) + 1:]
+            out.setdefault(section, {})[key] = _env_value(name, value, _field_annotation(section, key))
+            origins[(section, key)] = name
         elif rest in ArtConfig.model_fields:
-            out[rest] = value
-    return out
+            out[rest] = _env_value(name, value, _field_annotation(None, rest))
+            origins[(rest,)] = name
+    return out, origins
 
 
 def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -153,11 +185,14 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
         source = str(path)
-    doc = _merge(doc, _env_overrides(environ))
+    overrides, origins = _env_overrides(environ)
+    doc = _merge(doc, overrides)
     try:
         return ArtConfig.model_validate(doc)
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = "art." + ".".join(str(p) for p in first["loc"])
+        loc = tuple(str(p) for p in first["loc"])
+        key = "art." + ".".join(loc)
         given = first.get("input")
-        raise ConfigError(f"invalid config ({source}): {key} = {given!r}: {first['msg']}") from None
+        origin = next((f" (from {name})" for path, name in origins.items() if loc[:len(path)] == path), "")
+        raise ConfigError(f"invalid config ({source}): {key} = {given!r}{origin}: {first['msg']}") from None
