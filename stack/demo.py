@@ -19,8 +19,12 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from cli.options import ConfigOpt
+from cli.output import out as console
+from cli.output import print_rows
 from schemas.runtime import read_stack_info
-from stack.commands import ConfigOpt, config_or_exit, console, print_rows, print_stats
+from schemas.settings import load_config
+from stack.commands import print_stats
 from store.clickhouse import writer
 
 EXAMPLE_SQL = """SELECT agent_name, count() AS runs, round(avg(total), 3) AS avg_reward,
@@ -72,7 +76,7 @@ def demo(config: ConfigOpt = None,
     """Run the whole loop: stack, scripted agent fleet, judging and rewards, SQL, a training round."""
     from stack.supervisor import Stack
 
-    cfg = config_or_exit(config)
+    cfg = load_config(config)
     cfg.judge.rollouts_per_group = rollouts
     stack = None
     info = read_stack_info(cfg.storage.data_dir)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from stack.commands import console
+from cli.output import err, fail
 
 TEMPLATE = """# ART Stream configuration. Environment variables override any key:
 # ART_<SECTION>_<KEY> for a section (ART_KAFKA_BOOTSTRAP), ART_<KEY> for [art] (ART_REWARD_THRESHOLD).
@@ -73,13 +73,12 @@ def init(path: Annotated[Path, typer.Argument(help="where to write the config")]
          force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False) -> None:
     """Write art.toml with every section and create the data folders."""
     if path.exists() and not force:
-        console.print(f"[red]error:[/red] {path} exists; use --force to overwrite it")
-        raise typer.Exit(1)
+        raise fail(f"{path} exists; use --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(TEMPLATE.format(data_dir=data_dir.as_posix()))
     for sub in ("", "clickhouse", "models", "checkpoints", "spool", "logs"):
         (data_dir / sub).mkdir(parents=True, exist_ok=True)
-    console.print(f"wrote {path}; data in {data_dir}/")
+    err.print(f"wrote {path}; data in {data_dir}/")
 
 
 def register(app: typer.Typer) -> None:

@@ -16,7 +16,10 @@ from typing import Annotated, Any
 
 import typer
 
-from stack.commands import ConfigOpt, config_or_exit, console, store_reader
+from cli.options import ConfigOpt
+from cli.output import err as console
+from cli.stores import store_reader
+from schemas.settings import load_config
 
 MAX_BARS = 40
 
@@ -171,7 +174,7 @@ def report(out: Annotated[Path, typer.Option(help="HTML file to write")] = Path(
            reward_version: Annotated[str | None, typer.Option(help="reward version to plot (default: config)")] = None,
            config: ConfigOpt = None) -> None:
     """Write a self-contained HTML report (embedded PNG plots) from the analyst views."""
-    cfg = config_or_exit(config)
+    cfg = load_config(config)
     with store_reader(cfg) as client:  # a missing store or view: one error line, no traceback
         page = build_report(client, old=from_version, new=to_version,
                             reward_version=reward_version or cfg.judge.reward_version)

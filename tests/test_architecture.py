@@ -15,9 +15,11 @@ FORBIDDEN = {
     "streams": {"consumers", "trainer", "serving"},
     "consumers": {"streams", "trainer", "serving"},
     "trainer": {"streams", "consumers", "serving"},
-    "schemas": {"streams", "consumers", "trainer", "agents", "judges", "store", "stack", "bench", "serving"},
-    "judges": {"streams", "consumers", "trainer", "stack", "serving"},
-    "store": {"streams", "consumers", "trainer", "agents", "judges", "stack", "serving"},
+    "schemas": {"streams", "consumers", "trainer", "agents", "judges", "store", "stack", "bench", "serving", "cli"},
+    "judges": {"streams", "consumers", "trainer", "stack", "serving", "cli"},
+    "store": {"streams", "consumers", "trainer", "agents", "judges", "stack", "serving", "cli"},
+    # the shared CLI layer (consoles, options, store clients, logging, error boundary) every command uses
+    "cli": {"streams", "consumers", "trainer", "agents", "judges", "stack", "serving", "bench"},
     # serving reads the registry (trainer) and answers agents over HTTP: it never touches the pipeline
     "serving": {"streams", "consumers", "agents", "judges", "stack", "bench"},
     "agents": {"serving"},  # agents reach a served model over HTTP only, like any other endpoint

@@ -16,9 +16,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from agents.cli import register
 from agents.patterns import SuccessPattern, keywords, store_patterns
 from schemas.models import SessionStatus
+from stack.cli import build_app
 from tests.agents.support import ChatServer, MemoryOpener
 
 MISSION = """
@@ -31,14 +31,7 @@ success_criteria: [answer is 391]
 
 
 def app() -> typer.Typer:
-    root = typer.Typer()
-
-    @root.callback()
-    def main() -> None:
-        """art (test)"""
-
-    register(root)
-    return root
+    return build_app()
 
 
 @pytest.fixture
@@ -66,7 +59,7 @@ def test_help_texts(runner: CliRunner) -> None:
 def test_no_llm_endpoint_is_a_clear_error(runner: CliRunner, tmp_path: Path) -> None:
     config, mission = files(tmp_path, "[art.models]\nllm_model = 'm'\n")
     result = runner.invoke(app(), ["run", str(mission), "--config", str(config)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no LLM endpoint configured: set llm_base_url under [art.models]" in result.output
 
 
@@ -74,7 +67,7 @@ def test_mission_errors_are_reported(runner: CliRunner, tmp_path: Path) -> None:
     config, mission = files(tmp_path, "[art.models]\nllm_base_url = 'http://127.0.0.1:9/v1'\n",
                             MISSION.replace("max_iterations: 4", "max_iterations: lots"))
     result = runner.invoke(app(), ["run", str(mission), "--config", str(config)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "agent_config.max_iterations: Input should be a valid integer" in result.output
 
 

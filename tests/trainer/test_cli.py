@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from trainer.cli import register
+from stack.cli import build_app
 
 pytestmark = pytest.mark.train
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,9 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-    return app
+    return build_app()
 
 
 def test_import_stays_light() -> None:
@@ -54,6 +52,8 @@ def test_train_then_models_list_show_promote(app: typer.Typer, filled_store: Any
     model_id = listed.split()[1]
     assert '"objective": "sft"' in runner.invoke(app, ["models", "show", model_id]).output
     assert runner.invoke(app, ["models", "promote", model_id]).exit_code == 0
-    assert runner.invoke(app, ["models", "show", "nope"]).exit_code == 1
+    missing = runner.invoke(app, ["models", "show", "nope"])
+    assert missing.exit_code == 2 and missing.stderr == "error: no model nope in the registry\n", missing.output
     bad = runner.invoke(app, ["specialize", "cooking", "--model-path", str(tiny_model)])
-    assert bad.exit_code == 1 and "unknown specialization" in bad.output
+    assert bad.exit_code == 2, bad.output
+    assert bad.stderr.startswith("error: unknown specialization 'cooking': use one of "), bad.output
