@@ -20,8 +20,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.options import ConfigOpt
+from cli.output import err, print_rows
 from cli.output import out as console
-from cli.output import print_rows
 from schemas.runtime import read_stack_info
 from schemas.settings import load_config
 from stack.commands import print_stats
@@ -87,7 +87,7 @@ def demo(config: ConfigOpt = None,
     try:
         client = writer(cfg, info.clickhouse_url)
         with Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console) as progress:
+                      console=err) as progress:
             ids = asyncio.run(run_fleet(cfg, groups, rollouts, seed, progress))
             got = wait_rows(client, ids, progress, timeout)
         missing = {t: len(ids) - n for t, n in got.items() if n < len(ids)}
