@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agents.llm import OpenAIChatClient
-from agents.missions import Mission, load_mission
+from agents.missions import Mission, load_mission, mission_format
 from agents.patterns import ScoredPattern, find_similar_patterns, refresh_patterns
 from agents.recording import AgentError
 from agents.runner import RunResult, run_rollouts
@@ -83,6 +83,9 @@ def run_command(
     except AgentError as exc:  # the run started and failed: its reason, exit 1
         raise fail(str(exc)) from None
     out.print(_summary(results))
+    for r in results:
+        if r.reason:
+            err.print(f"{r.session_id} {r.status.value}: {escape(r.reason)}", soft_wrap=True)
     ok = sum(r.status.value == "succeeded" for r in results)
     group = results[0].group_id if results else None
     out.print(f"{ok} of {len(results)} runs succeeded" + (f" (group {group})" if group else ""))
@@ -124,5 +127,6 @@ def patterns_find(objective: Annotated[str, typer.Argument(help="the objective t
 
 def register(app: typer.Typer) -> None:
     """Add `run` and `patterns` to the `art` command."""
-    app.command("run", help="Run an agent on a mission file (ReAct loop, tools, tracked steps).")(run_command)
+    app.command("run", help="Run an agent on a mission file (ReAct loop, tools, tracked steps).",
+                epilog=escape(mission_format()))(run_command)
     app.add_typer(patterns_app, name="patterns")

@@ -1,4 +1,4 @@
-"""`art init`: a commented art.toml with every section, and the data folders."""
+"""`art init`: a commented art.toml with every section, an example mission, and the data folders."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from agents.missions import EXAMPLE_MISSION
 from cli.output import err, fail
 
 TEMPLATE = """# ART Stream configuration. Environment variables override any key:
@@ -71,14 +72,20 @@ def init(path: Annotated[Path, typer.Argument(help="where to write the config")]
          data_dir: Annotated[Path, typer.Option(help="data folder for the store, spools and models")] = Path(
              "art-data"),
          force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False) -> None:
-    """Write art.toml with every section and create the data folders."""
+    """Write art.toml with every section, an example mission.yaml beside it (kept if one exists) and the
+    data folders."""
     if path.exists() and not force:
         raise fail(f"{path} exists; use --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(TEMPLATE.format(data_dir=data_dir.as_posix()))
     for sub in ("", "clickhouse", "models", "checkpoints", "spool", "logs"):
         (data_dir / sub).mkdir(parents=True, exist_ok=True)
-    err.print(f"wrote {path}; data in {data_dir}/")
+    mission = path.parent / "mission.yaml"
+    wrote_mission = not mission.exists()
+    if wrote_mission:
+        mission.write_text(EXAMPLE_MISSION)
+    err.print(f"wrote {path}" + (f" and an example {mission} (`art run {mission}`)" if wrote_mission else "")
+              + f"; data in {data_dir}/")
 
 
 def register(app: typer.Typer) -> None:

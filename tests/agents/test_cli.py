@@ -16,6 +16,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from agents.missions import EXAMPLE_MISSION, load_mission
 from agents.patterns import SuccessPattern, keywords, store_patterns
 from schemas.models import SessionStatus
 from stack.cli import build_app
@@ -164,3 +165,35 @@ def test_the_real_tracker_fits_the_port() -> None:
                        (StepRecorder.complete, session_cls.complete)]:
         wanted = set(inspect.signature(port).parameters) - {"self"}
         assert wanted <= set(inspect.signature(impl).parameters), impl
+
+
+def test_a_run_that_does_not_succeed_says_why(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              chat_server: ChatServer) -> None:
+    fake = types.ModuleType("agents.tracking")
+    fake.Tracker = FakeTracker  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "agents.tracking", fake)
+    config, mission = files(tmp_path, f'[art.models]\nllm_base_url = "{chat_server.base_url}"\nllm_model = "tiny"\n')
+    call = json.dumps({"action": "use_tool", "tool": "calculator", "input": "17*23"})
+    chat_server.script("decide", *[call] * 4)
+    failed = runner.invoke(app(), ["run", str(mission), "--config", str(config), "--no-patterns"])
+    assert failed.exit_code == 0, failed.output
+    sid = FakeTracker.made[-1].sessions[0].session_id
+    assert failed.stderr == f"{sid} failed: no answer within max_iterations (4 steps)\n"
+    chat_server.status = 400
+    broken = runner.invoke(app(), ["run", str(mission), "--config", str(config), "--no-patterns"])
+    assert broken.exit_code == 2, broken.output
+    sid = FakeTracker.made[-1].sessions[0].session_id
+    assert broken.stderr.startswith(f"{sid} error: LLM call failed: ") and broken.stderr.count("\n") == 1
+
+
+def test_init_writes_the_example_mission_that_help_and_readme_show(runner: CliRunner, tmp_path: Path) -> None:
+    config = tmp_path / "conf" / "art.toml"
+    result = runner.invoke(app(), ["init", str(config), "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 0, result.output
+    written = (tmp_path / "conf" / "mission.yaml").read_text()
+    assert written == EXAMPLE_MISSION and load_mission(tmp_path / "conf" / "mission.yaml").rollouts == 2
+    assert EXAMPLE_MISSION in (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    wide = CliRunner(env={"COLUMNS": "200"}).invoke(app(), ["run", "--help"]).output
+    for line in ("success_criteria: texts the answer must contain", "max_iterations: steps before the run stops",
+                 "calculator: evaluate arithmetic", "  rollouts: 2", "[art.models] llm_model"):
+        assert line in wide, line
