@@ -1,37 +1,56 @@
-"""Rules a session event must satisfy beyond its schema. Shared by the stream and the sink, so
-both reject exactly the same events (the stream dead-letters them, the sink skips them)."""
+"""Rules a session event must satisfy beyond its schema, written once.
+
+The stream dead-letters events that break them (``violation``), the sink's Python path skips them
+(``violation_of_dict``, no pydantic on its hot path), and the sink's ClickHouse path never stores them
+(``VALID_SQL``, the WHERE clause of ``store.ingest``'s views). All three read ``RULES``; a test runs
+the SQL in ClickHouse over the same cases as the Python (tests/test_rules.py).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from schemas.models import SessionEvent, SessionStarted
+from schemas.models import SessionEvent
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``broken(session_id, seq, kind)`` in Python and ``broken_sql`` over the columns of the same
+    names; ``reason`` says why, for the dead letter."""
+
+    broken: Callable[[str, int, str], bool]
+    broken_sql: str
+    reason: Callable[[str, int, str], str]
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(lambda sid, seq, kind: not sid, "session_id = ''", lambda sid, seq, kind: "empty session_id"),
+    Rule(lambda sid, seq, kind: seq < 0, "seq < 0", lambda sid, seq, kind: f"negative seq {seq}"),
+    Rule(lambda sid, seq, kind: seq == 0 and kind != "session_started", "seq = 0 AND kind != 'session_started'",
+         lambda sid, seq, kind: f"{kind} at seq 0: a session must begin with session_started (step before start)"),
+    Rule(lambda sid, seq, kind: seq > 0 and kind == "session_started", "seq > 0 AND kind = 'session_started'",
+         lambda sid, seq, kind: f"session_started at seq {seq}: only seq 0 may start a session"),
+)
+
+#: true for an event that breaks no rule, over columns ``session_id``, ``seq`` and ``kind``
+VALID_SQL = " AND ".join(f"NOT ({rule.broken_sql})" for rule in RULES)
+
+
+def check(session_id: str, seq: int, kind: str) -> str | None:
+    """Why an event with these fields breaks a rule (the first one it breaks), or None."""
+    for rule in RULES:
+        if rule.broken(session_id, seq, kind):
+            return rule.reason(session_id, seq, kind)
+    return None
 
 
 def violation(event: SessionEvent) -> str | None:
     """Why ``event`` breaks a rule, or None when it is acceptable."""
-    if not event.session_id:
-        return "empty session_id"
-    if event.seq < 0:
-        return f"negative seq {event.seq}"
-    is_start = isinstance(event.payload, SessionStarted)
-    if event.seq == 0 and not is_start:
-        return f"{event.payload.kind} at seq 0: a session must begin with session_started (step before start)"
-    if event.seq > 0 and is_start:
-        return f"session_started at seq {event.seq}: only seq 0 may start a session"
-    return None
+    return check(event.session_id, event.seq, event.payload.kind)
 
 
 def violation_of_dict(data: dict[str, Any]) -> str | None:
     """The same rules on a decoded dict (the sink's hot path skips pydantic)."""
-    if not data.get("session_id"):
-        return "empty session_id"
-    seq = data["seq"]
-    if seq < 0:
-        return f"negative seq {seq}"
-    kind = data["payload"]["kind"]
-    if seq == 0 and kind != "session_started":
-        return f"{kind} at seq 0: a session must begin with session_started (step before start)"
-    if seq > 0 and kind == "session_started":
-        return f"session_started at seq {seq}: only seq 0 may start a session"
-    return None
+    return check(data.get("session_id") or "", data["seq"], data["payload"]["kind"])

@@ -3,7 +3,7 @@
 The sink's hot path sends each batch of session events as one Avro object container (see
 ``schemas.container``) into ``ingest_session_events_<schema id>``, a Null-engine table; two
 materialized views write ``session_events`` and ``steps`` from it. Decoding, the event rules of
-``schemas.rules``, in-batch duplicates and keys already stored are all handled there, column by
+``schemas.rules`` (its ``VALID_SQL``), in-batch duplicates and keys already stored are all handled there, column by
 column, instead of per event in Python:
 
 - rule violations (empty session id, negative seq, a start that is not seq 0, seq 0 that is not a
@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from schemas.container import clickhouse_type, field_types, object_container
+from schemas.rules import VALID_SQL
 from store.clickhouse import literal
 
 # Log coordinates (and the raw record, stored as ``session_events.payload``) put before each body.
@@ -75,9 +76,7 @@ def ingest_statements(schema: str, schema_id: int) -> list[str]:
     step = next(b for b in union if b["name"] == "StepRecorded")
     actions = _records(next(f["type"] for f in step["fields"] if f["name"] == "action"), named, ns)
     columns = ", ".join(f"`{name}` {kind}" for name, kind in types.items())
-    valid = ("session_id != '' AND seq >= 0 AND NOT (seq = 0 AND kind != 'session_started') "
-             "AND NOT (seq > 0 AND kind = 'session_started')")
-    events = f"(SELECT *, {_kind('payload', dict(payloads.values()))} AS kind FROM {table} WHERE {valid})"
+    events = f"(SELECT *, {_kind('payload', dict(payloads.values()))} AS kind FROM {table} WHERE {VALID_SQL})"
     first = "LIMIT 1 BY session_id, seq"  # bodies arrive in log order; a session lives in one partition
 
     def fresh(target: str) -> str:
