@@ -20,12 +20,13 @@ from faust.types import EventT
 
 from schemas.codec import Codec
 from schemas.errors import CodecError
-from schemas.models import ClosedBy, DeadLetter, SessionEvent, StepRecorded
+from schemas.models import ClosedBy, SessionEvent, StepRecorded
 from schemas.rules import violation
 from schemas.settings import ArtConfig
 from streams.assembly import assemble, missing_steps
 from streams.mirror import Mirror
 from streams.state import SessionState, due_closure, fold_many, force_close
+from streams.topics import DeadLetters, raw_topic
 
 log = logging.getLogger(__name__)
 DEAD_LETTER_NAMESPACE = uuid.UUID("0b7f3f0e-3c56-4f2a-8d1e-5a8a3c6d9e21")
@@ -42,12 +43,10 @@ class SessionProcessor:
         self.mirror = mirror
         self.log_epoch = log_epoch
         self.repair_after_s = repair_after_s
-        raw: dict[str, Any] = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-        self.source = app.topic(topics.session_events.name, partitions=topics.session_events.partitions, **raw)
-        self.trajectories = app.topic(topics.trajectories.name, partitions=topics.trajectories.partitions, **raw)
-        self.dead_letters = app.topic(topics.dead_letters.name, partitions=topics.dead_letters.partitions, **raw)
+        self.source = raw_topic(app, topics.session_events)
+        self.trajectories = raw_topic(app, topics.trajectories)
+        self.dead_letters = DeadLetters(app, topics.dead_letters, codec, DEAD_LETTER_NAMESPACE, log_epoch)
         self.trajectory_topic = topics.trajectories.name
-        self.dead_letter_topic = topics.dead_letters.name
         self.table = app.Table("sessions", default=None, partitions=topics.session_events.partitions,
                                use_partitioner=True, key_type=bytes, value_type=bytes)
         self.steps: dict[str, dict[int, StepRecorded]] = defaultdict(dict)
@@ -111,12 +110,8 @@ class SessionProcessor:
                 self.steps[event.session_id][event.seq] = event.payload
 
     async def dead_letter(self, topic: str, partition: int, offset: int, raw: bytes | None, reason: str) -> None:
-        event_id = uuid.uuid5(DEAD_LETTER_NAMESPACE, f"{self.log_epoch}/{topic}/{partition}/{offset}")
-        letter = DeadLetter(event_id=event_id, source_topic=topic, source_partition=partition, source_offset=offset,
-                            raw=raw or b"", reason=reason)
-        await self.dead_letters.send(value=self.codec.encode(self.dead_letter_topic, letter))
+        await self.dead_letters.send(topic, partition, offset, raw, reason)
         self.dead_lettered += 1
-        log.warning("dead-lettered %s/%d@%d: %s", topic, partition, offset, reason)
 
     # --- closing --------------------------------------------------------------------------
 
