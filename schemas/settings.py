@@ -29,7 +29,7 @@ class ModelsConfig(Section):
     llm_base_url: str = Field("", description="OpenAI-compatible endpoint for agents and LLM judges")
     llm_model: str = Field("", description="model name sent to the endpoint")
     llm_api_key: str = Field("", description="API key for the endpoint (prefer ART_MODELS_LLM_API_KEY)")
-    llm_timeout_s: float = Field(60.0, gt=0)
+    llm_timeout_s: float = Field(60.0, gt=0, description="seconds one LLM call may take")
 
 
 class StorageConfig(Section):
@@ -46,8 +46,8 @@ class StorageConfig(Section):
 
 class KafkaConfig(Section):
     bootstrap: str = Field("", description="host:port list; empty means the embedded broker of `art up`")
-    topic_prefix: str = Field("art.", pattern=r"^[A-Za-z0-9._-]*$")
-    session_partitions: int = Field(6, ge=1, le=256)
+    topic_prefix: str = Field("art.", pattern=r"^[A-Za-z0-9._-]*$", description="every topic's name starts so")
+    session_partitions: int = Field(6, ge=1, le=256, description="bounds stream worker parallelism")
     schema_registry_url: str = Field("", description="Confluent-compatible registry; empty = local")
 
     def topics(self) -> Topics:
@@ -56,7 +56,7 @@ class KafkaConfig(Section):
 
 class ClickHouseConfig(Section):
     dsn: str = Field("", description="chdb:///dir or http(s)://host:8123; empty = chdb in data_dir")
-    database: str = Field("art", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    database: str = Field("art", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="database of every table")
     reader_timeout_s: float = Field(30.0, gt=0, description="longest a reader query (art sql, stats, report) "
                                                             "may run on the chDB store")
 
@@ -64,17 +64,18 @@ class ClickHouseConfig(Section):
 class StreamConfig(Section):
     session_idle_timeout_s: float = Field(300.0, gt=0, description="close silent sessions after this")
     gap_timeout_s: float = Field(30.0, gt=0, description="give up waiting for a missing seq after this")
-    sweep_interval_s: float = Field(1.0, gt=0)
+    sweep_interval_s: float = Field(1.0, gt=0, description="how often timeouts are checked")
     web_port: int = Field(0, ge=0, le=65535, description="first worker web port; 0 = any free port")
 
 
 class JudgeConfig(Section):
     name: str = Field("heuristic", description="heuristic or llm")
-    version: str = Field("1")
-    weights: list[float] = Field([0.4, 0.2, 0.2, 0.1, 0.1], min_length=5, max_length=5)
-    rollouts_per_group: int = Field(4, ge=1)
-    group_window_s: float = Field(60.0, gt=0)
-    reward_version: str = Field("ruler-heuristic@1")
+    version: str = Field("1", description="stamped on every judgment; a new one re-scores beside the old")
+    weights: list[float] = Field([0.4, 0.2, 0.2, 0.1, 0.1], min_length=5, max_length=5,
+                                 description="completion, quality, efficiency, tool usage, coherence")
+    rollouts_per_group: int = Field(4, ge=1, description="a RULER group is scored when this many arrived")
+    group_window_s: float = Field(60.0, gt=0, description="... or this long after its first member")
+    reward_version: str = Field("ruler-heuristic@1", description="ruler-heuristic@N or ruler-llm@N")
 
 
 class CaptureConfig(Section):
@@ -97,11 +98,15 @@ class CaptureConfig(Section):
 
 
 class ArtConfig(Section):
-    tracking_enabled: bool = True
-    training_interval_s: float = Field(3600.0, gt=0)
-    min_trajectories_for_training: int = Field(100, ge=1)
-    reward_threshold: float = Field(0.7, ge=0, le=1)
-    success_threshold: float = Field(0.8, ge=0, le=1)
+    tracking_enabled: bool = Field(True, description="agents record their steps")
+    training_interval_s: float = Field(3600.0, gt=0, description="start a training run at least this often "
+                                                                 "(trainer consumer)")
+    min_trajectories_for_training: int = Field(100, ge=1, description="... or as soon as this many new "
+                                                                      "qualifying trajectories exist")
+    reward_threshold: float = Field(0.7, ge=0, le=1, description="a trajectory qualifies for training at this "
+                                                                 "reward")
+    success_threshold: float = Field(0.8, ge=0, le=1, description="a run counts as a success at this reward "
+                                                                  "(no component reads it yet)")
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
