@@ -118,6 +118,10 @@ def patterns_find(objective: Annotated[str, typer.Argument(help="the objective t
     """The stored patterns most similar to an objective."""
     with store_reader(load_config(config)) as client:
         found = find_similar_patterns(client, objective, k=k)
+    if not found:
+        err.print(f"no stored pattern is similar to {objective!r} (`art patterns refresh` stores them from "
+                  "high-reward runs)", soft_wrap=True)
+        return
     table = Table("similarity", "reward", "objective", "actions")
     for scored in found:
         p = scored.pattern

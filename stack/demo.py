@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.options import ConfigOpt
@@ -25,11 +26,12 @@ from cli.output import out as console
 from schemas.runtime import read_stack_info
 from schemas.settings import load_config
 from stack.commands import print_stats
-from store.clickhouse import writer
+from store.clickhouse import literal, writer
 
 EXAMPLE_SQL = """SELECT agent_name, count() AS runs, round(avg(total), 3) AS avg_reward,
        round(avg(advantage), 3) AS avg_advantage
-FROM rewards FINAL GROUP BY agent_name ORDER BY avg_reward DESC"""
+FROM rewards FINAL WHERE reward_version = {version}
+GROUP BY agent_name ORDER BY avg_reward DESC"""  # one version: a replay adds rows beside these
 
 
 async def run_fleet(cfg: Any, groups: int, rollouts: int, seed: int, progress: Progress) -> list[str]:
@@ -98,8 +100,9 @@ def demo(config: ConfigOpt = None,
 
         console.print(f"success patterns stored for future agents: {refresh_patterns(client)} "
                       "(see `art patterns find`)")
-        console.print(f"\n[bold]Example query[/bold] (try `art sql`):\n{EXAMPLE_SQL}")
-        result = client.query(EXAMPLE_SQL)
+        example = EXAMPLE_SQL.format(version=literal(cfg.judge.reward_version))
+        console.print(f"\n[bold]Example query[/bold] (try `art sql`):\n{escape(example)}")
+        result = client.query(example)
         print_rows(list(result.column_names), result.result_rows, "table")
         if train:
             train_round(cfg, client)

@@ -197,3 +197,13 @@ def test_init_writes_the_example_mission_that_help_and_readme_show(runner: CliRu
     for line in ("success_criteria: texts the answer must contain", "max_iterations: steps before the run stops",
                  "calculator: evaluate arithmetic", "  rollouts: 2", "[art.models] llm_model"):
         assert line in wide, line
+
+
+def test_patterns_find_says_when_nothing_matched(runner: CliRunner, tmp_path: Path, store: Any,
+                                                 clickhouse_dsn: str, database: str) -> None:
+    config = tmp_path / "art.toml"
+    config.write_text(f'[art.clickhouse]\ndsn = "{clickhouse_dsn}"\ndatabase = "{database}"\n')
+    result = runner.invoke(app(), ["patterns", "find", "bake bread", "--config", str(config)])
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert result.stderr == ("no stored pattern is similar to 'bake bread' (`art patterns refresh` stores them "
+                             "from high-reward runs)\n")

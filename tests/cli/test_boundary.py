@@ -126,3 +126,11 @@ def test_sql_output_for_pipes_and_people(art, filled: dict[str, str]) -> None:  
     csv = art("sql", "SELECT session_id, status FROM trajectories ORDER BY session_id", "-f", "csv", env=filled)
     assert csv.stdout == "session_id,status\ns-1,succeeded\ns-2,failed\n"
     assert art("sql", "SELECT 1 AS x WHERE 0", "-f", "csv", env=filled).stdout == "x\n"
+
+
+def test_report_refuses_a_judge_version_nothing_was_judged_by(art, filled: dict[str, str],  # type: ignore[no-untyped-def]
+                                                              tmp_path: Path) -> None:
+    result = art("report", "--out", str(tmp_path / "r.html"), "--from-version", "heuristic@9", env=filled)
+    assert (result.exit_code, result.stderr) == (
+        2, "error: --from-version 'heuristic@9': no trajectory was judged by it; judged by: none yet\n")
+    assert not (tmp_path / "r.html").exists()
