@@ -33,7 +33,3 @@ class Mirror:
                 continue
         return out
 
-    def has_trajectory(self, session_id: str) -> bool:
-        result = self.client.query("SELECT count() FROM trajectories WHERE session_id = {sid:String}",
-                                   parameters={"sid": session_id})
-        return bool(result.result_rows[0][0])

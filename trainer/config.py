@@ -11,11 +11,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from trainer.errors import TrainingConfigError
 
-Objective = Literal["sft", "dpo", "awr"]
 OBJECTIVES: tuple[str, ...] = ("sft", "dpo", "awr")
 
 
