@@ -61,7 +61,7 @@ def _register_all() -> None:
         return
     _registered = True
     modules = ("stack.init_config", "stack.commands", "stack.demo", "agents.cli", "trainer.cli", "bench.cli",
-               "stack.replay_commands", "stack.report", "serving.cli", "agents.capture.cli")
+               "stack.replay_commands", "stack.report", "serving.cli", "agents.capture.cli", "stack.process_commands")
     for module in modules:
         importlib.import_module(module).register(app)
 

@@ -134,3 +134,9 @@ def test_report_refuses_a_judge_version_nothing_was_judged_by(art, filled: dict[
     assert (result.exit_code, result.stderr) == (
         2, "error: --from-version 'heuristic@9': no trajectory was judged by it; judged by: none yet\n")
     assert not (tmp_path / "r.html").exists()
+
+
+def test_every_process_is_an_art_command_with_its_module_flags(art) -> None:  # type: ignore[no-untyped-def]
+    for command, flag in (("worker", "--no-judging"), ("sink", "--decode-in-python"), ("topics", "--schema")):
+        result = art(command, "--help")
+        assert result.exit_code == 0 and flag in result.stdout, command
