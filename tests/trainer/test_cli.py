@@ -57,3 +57,12 @@ def test_train_then_models_list_show_promote(app: typer.Typer, filled_store: Any
     bad = runner.invoke(app, ["specialize", "cooking", "--model-path", str(tiny_model)])
     assert bad.exit_code == 2, bad.output
     assert bad.stderr.startswith("error: unknown specialization 'cooking': use one of "), bad.output
+
+
+def test_building_and_loading_a_model_prints_no_progress_bars(tmp_path: Path) -> None:
+    code = ("import sys; from pathlib import Path; from trainer.tinymodel import build_tiny_model; "
+            "from trainer.config import TrainingConfig; from trainer.train import load_policy; "
+            f"p = build_tiny_model(Path({str(tmp_path / 'm')!r})); load_policy(TrainingConfig(model_path=str(p)))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout, done.stderr) == ("", "")  # no "Loading weights", no "Writing model shards"
