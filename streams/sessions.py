@@ -1,7 +1,7 @@
 """Session events -> per-session state (a Faust table) -> ``TrajectoryCompleted``.
 
 The agent folds batches (``take_events``) and writes each touched session once per batch: a
-changelog record per event would cap throughput (shared/BROKER.md). The table holds only the small
+changelog record per event would cap throughput (docs/broker.md). The table holds only the small
 fold state; step bodies wait in a worker-local cache and are refetched from the ClickHouse mirror
 when the cache cannot provide them (after a restart or rebalance). Bad input is dead-lettered.
 """
