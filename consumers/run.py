@@ -23,6 +23,7 @@ async def _run(args: argparse.Namespace) -> None:
     client = writer(cfg, dsn)  # with the stack's writer secret when dsn is its gateway
     sink = ClickHouseSink(args.bootstrap or cfg.kafka.bootstrap, cfg.kafka.topics(), codec, client,
                           group_id=f"{cfg.kafka.topic_prefix}sink", log_epoch=args.log_epoch,
+                          max_records=cfg.sink.batch_records, poll_ms=cfg.sink.poll_ms,
                           decode_in_clickhouse=not args.decode_in_python)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

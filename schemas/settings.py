@@ -66,6 +66,19 @@ class StreamConfig(Section):
     gap_timeout_s: float = Field(30.0, gt=0, description="give up waiting for a missing seq after this")
     sweep_interval_s: float = Field(1.0, gt=0, description="how often timeouts are checked")
     web_port: int = Field(0, ge=0, le=65535, description="first worker web port; 0 = any free port")
+    fold_batch: int = Field(5000, ge=1, description="session events folded per batch (one state write each)")
+    fold_wait_s: float = Field(0.25, gt=0, description="longest a fold batch waits to fill")
+    judge_batch: int = Field(500, ge=1, description="trajectories judged per batch")
+    judge_wait_s: float = Field(0.05, gt=0, description="longest a judging batch waits to fill")
+    judge_concurrency: int = Field(8, ge=1, description="judge calls in flight per worker (LLM judge)")
+    repair_after_s: float = Field(2.0, gt=0, description="a gap this old is filled from the ClickHouse mirror")
+    full_scan_interval_s: float = Field(30.0, gt=0, description="how often every stored session is checked "
+                                                                "for timeouts, not only the open ones")
+
+
+class SinkConfig(Section):
+    batch_records: int = Field(20000, ge=1, description="records per sink batch (one insert per table)")
+    poll_ms: int = Field(100, ge=1, description="longest a sink poll waits for records")
 
 
 class JudgeConfig(Section):
@@ -112,6 +125,7 @@ class ArtConfig(Section):
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     clickhouse: ClickHouseConfig = Field(default_factory=ClickHouseConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
+    sink: SinkConfig = Field(default_factory=SinkConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
 

@@ -75,7 +75,7 @@ class JudgingProcessor:
     """Owns the judge, the ruler, the group table and the emitters of one worker."""
 
     def __init__(self, app: faust.App, cfg: ArtConfig, codec: Codec, log_epoch: int = 0,
-                 concurrency: int = 8) -> None:
+                 concurrency: int | None = None) -> None:
         topics = cfg.kafka.topics()
         self.cfg = cfg
         self.codec = codec
@@ -94,7 +94,7 @@ class JudgingProcessor:
         self.retention_s = max(10 * self.window_s, 600.0)
         self.size = cfg.judge.rollouts_per_group
         self.stats = JudgingStats()
-        self._limit = asyncio.Semaphore(concurrency)
+        self._limit = asyncio.Semaphore(concurrency or cfg.stream.judge_concurrency)
         self._lock = asyncio.Lock()  # the agent and the sweeper must not score one group twice
 
     # --- state access ---------------------------------------------------------------------
@@ -227,9 +227,12 @@ class JudgingProcessor:
         self.stats.by_reason[reason.split(":")[0]] += 1
 
 
-def attach_judging(app: faust.App, cfg: ArtConfig, codec: Codec, log_epoch: int = 0, batch: int = 500,
-                   within_s: float = 0.05) -> JudgingProcessor:
-    """Register the judge and group agents, the window sweeper and a ``/judging`` page on ``app``."""
+def attach_judging(app: faust.App, cfg: ArtConfig, codec: Codec, log_epoch: int = 0, batch: int | None = None,
+                   within_s: float | None = None) -> JudgingProcessor:
+    """Register the judge and group agents, the window sweeper and a ``/judging`` page on ``app`` (batch
+    and wait: ``[art.stream]``)."""
+    batch = batch or cfg.stream.judge_batch
+    within_s = within_s or cfg.stream.judge_wait_s
     processor = JudgingProcessor(app, cfg, codec, log_epoch=log_epoch)
 
     @app.agent(processor.source, name="judge")

@@ -36,13 +36,13 @@ class SessionProcessor:
     """Owns the fold table, the step cache and the emitters of one worker."""
 
     def __init__(self, app: faust.App, cfg: ArtConfig, codec: Codec, mirror: Mirror | None,
-                 log_epoch: int = 0, repair_after_s: float = 2.0) -> None:
+                 log_epoch: int = 0, repair_after_s: float | None = None) -> None:
         topics = cfg.kafka.topics()
         self.cfg = cfg
         self.codec = codec
         self.mirror = mirror
         self.log_epoch = log_epoch
-        self.repair_after_s = repair_after_s
+        self.repair_after_s = cfg.stream.repair_after_s if repair_after_s is None else repair_after_s
         self.source = raw_topic(app, topics.session_events)
         self.trajectories = raw_topic(app, topics.trajectories)
         self.dead_letters = DeadLetters(app, topics.dead_letters, codec, DEAD_LETTER_NAMESPACE, log_epoch)
@@ -54,7 +54,7 @@ class SessionProcessor:
         self.dead_lettered = 0
         self._open: set[bytes] = set()  # keys of sessions not emitted yet, for the sweeper
         self._full_scan_at = 0.0
-        self.full_scan_interval_s = 30.0
+        self.full_scan_interval_s = cfg.stream.full_scan_interval_s
 
     # --- state access ---------------------------------------------------------------------
 
@@ -194,8 +194,11 @@ class SessionProcessor:
         await asyncio.gather(*(self.close_safely(sid, reason) for sid, reason in closing))
 
 
-def attach(app: faust.App, processor: SessionProcessor, batch: int = 5000, within_s: float = 0.25) -> None:
-    """Register the agent, the sweeper timer and the web view on ``app``."""
+def attach(app: faust.App, processor: SessionProcessor, batch: int | None = None,
+           within_s: float | None = None) -> None:
+    """Register the agent, the sweeper timer and the web view on ``app`` (batch and wait: ``[art.stream]``)."""
+    batch = batch or processor.cfg.stream.fold_batch
+    within_s = within_s or processor.cfg.stream.fold_wait_s
 
     @app.agent(processor.source, name="sessions")
     async def sessions(stream: faust.StreamT[bytes]) -> None:
