@@ -13,6 +13,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/art-stream
 COPY pyproject.toml README.md ./
+COPY cli ./cli
 COPY schemas ./schemas
 COPY store ./store
 COPY streams ./streams

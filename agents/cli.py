@@ -7,26 +7,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from agents.llm import OpenAIChatClient
-from agents.missions import Mission, MissionError, load_mission
+from agents.missions import Mission, load_mission, mission_format
 from agents.patterns import ScoredPattern, find_similar_patterns, refresh_patterns
 from agents.recording import AgentError
 from agents.runner import RunResult, run_rollouts
-from schemas.errors import ConfigError
+from cli.options import ConfigOpt
+from cli.output import err, fail, out, warn
+from cli.stores import store_reader
 from schemas.settings import ArtConfig, load_config
 from store.clickhouse import error_text, reader, writer
-
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
 
 
 def _patterns(cfg: ArtConfig, mission: Mission) -> list[ScoredPattern]:
@@ -35,8 +28,7 @@ def _patterns(cfg: ArtConfig, mission: Mission) -> list[ScoredPattern]:
         with reader(cfg) as client:
             return find_similar_patterns(client, mission.objective, k=mission.agent_config.pattern_limit)
     except Exception as exc:  # no store or patterns table yet, store locked by another process, server down
-        err_console.print(f"[yellow]warning:[/yellow] success patterns unavailable: {escape(error_text(exc))}",
-                          highlight=False, soft_wrap=True)
+        warn(f"success patterns unavailable: {error_text(exc)}")
         return []
 
 
@@ -68,7 +60,7 @@ async def _run(cfg: ArtConfig, mission: Mission, rollouts: int | None, group_id:
 
 def run_command(
     mission_path: Annotated[Path, typer.Argument(metavar="MISSION.yaml", help="mission file to run")],
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="art.toml to read (default ./art.toml)")] = None,
+    config: ConfigOpt = None,
     rollouts: Annotated[int | None, typer.Option("--rollouts", "-n", min=1,
                                                  help="sessions to run in one group (default: the mission's)")] = None,
     group_id: Annotated[str | None, typer.Option("--group-id", help="group the rollouts are scored in")] = None,
@@ -76,36 +68,29 @@ def run_command(
                                                help="show success patterns of similar earlier runs")] = True,
 ) -> None:
     """Run an agent on a mission: ReAct steps with tools, every step tracked as events."""
-    try:
-        cfg = load_config(config)
-        mission = load_mission(mission_path)
-    except (ConfigError, MissionError) as exc:
-        raise _fail(str(exc)) from None
+    cfg = load_config(config)
+    mission = load_mission(mission_path)
     if not cfg.models.llm_base_url:
-        raise _fail("no LLM endpoint configured: set llm_base_url under [art.models] in art.toml "
-                    "(or ART_MODELS_LLM_BASE_URL), e.g. http://127.0.0.1:8000/v1")
+        raise fail("no LLM endpoint configured: set llm_base_url under [art.models] in art.toml "
+                    "(or ART_MODELS_LLM_BASE_URL), e.g. http://127.0.0.1:8000/v1", 2)
     if not (mission.agent_config.model or cfg.models.llm_model):
-        raise _fail("no model named: set agent_config.model in the mission or llm_model under [art.models]")
+        raise fail("no model named: set agent_config.model in the mission or llm_model under [art.models]", 2)
     patterns = _patterns(cfg, mission) if use_patterns else []
     if patterns:
-        console.print(f"using {len(patterns)} success patterns from similar earlier runs")
+        err.print(f"using {len(patterns)} success patterns from similar earlier runs")
     try:
         results = asyncio.run(_run(cfg, mission, rollouts, group_id, patterns))
-    except AgentError as exc:
-        raise _fail(str(exc)) from None
-    console.print(_summary(results))
+    except AgentError as exc:  # the run started and failed: its reason, exit 1
+        raise fail(str(exc)) from None
+    out.print(_summary(results))
+    for r in results:
+        if r.reason:
+            err.print(f"{r.session_id} {r.status.value}: {escape(r.reason)}", soft_wrap=True)
     ok = sum(r.status.value == "succeeded" for r in results)
     group = results[0].group_id if results else None
-    console.print(f"{ok} of {len(results)} runs succeeded" + (f" (group {group})" if group else ""), highlight=False)
+    out.print(f"{ok} of {len(results)} runs succeeded" + (f" (group {group})" if group else ""))
     if any(r.status.value == "error" for r in results):
         raise typer.Exit(code=2)
-
-
-def _config(path: Path | None) -> ArtConfig:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
 
 
 patterns_app = typer.Typer(help="Success patterns from high-reward runs (used in agents' prompts).",
@@ -113,37 +98,39 @@ patterns_app = typer.Typer(help="Success patterns from high-reward runs (used in
 
 
 @patterns_app.command("refresh")
-def patterns_refresh(config: Annotated[Path | None, typer.Option("--config", "-c", help="art.toml")] = None,
+def patterns_refresh(config: ConfigOpt = None,
                      min_reward: Annotated[float, typer.Option(help="reward a run needs to become a pattern")] = 0.7,
                      reward_version: Annotated[str, typer.Option(help="only rewards of this version")] = "") -> None:
     """Extract patterns from high-reward trajectories into the success_patterns table."""
-    cfg = _config(config)
+    cfg = load_config(config)
+    client = writer(cfg)
     try:
-        stored = refresh_patterns(writer(cfg), min_reward=min_reward, reward_version=reward_version)
-    except Exception as exc:  # no store, server down: one line, no traceback
-        raise _fail(error_text(exc)) from None
-    console.print(f"{stored} patterns stored")
+        stored = refresh_patterns(client, min_reward=min_reward, reward_version=reward_version)
+    except Exception as exc:  # a statement ClickHouse refused: its words, no traceback
+        raise fail(error_text(exc)) from None
+    out.print(f"{stored} patterns stored")
 
 
 @patterns_app.command("find")
 def patterns_find(objective: Annotated[str, typer.Argument(help="the objective to find similar runs for")],
-                  config: Annotated[Path | None, typer.Option("--config", "-c", help="art.toml")] = None,
+                  config: ConfigOpt = None,
                   k: Annotated[int, typer.Option(help="how many")] = 3) -> None:
     """The stored patterns most similar to an objective."""
-    cfg = _config(config)
-    try:
-        with reader(cfg) as client:
-            found = find_similar_patterns(client, objective, k=k)
-    except Exception as exc:  # no store, refused, server down: one line, no traceback
-        raise _fail(error_text(exc)) from None
+    with store_reader(load_config(config)) as client:
+        found = find_similar_patterns(client, objective, k=k)
+    if not found:
+        err.print(f"no stored pattern is similar to {objective!r} (`art patterns refresh` stores them from "
+                  "high-reward runs)", soft_wrap=True)
+        return
     table = Table("similarity", "reward", "objective", "actions")
     for scored in found:
         p = scored.pattern
         table.add_row(f"{scored.similarity:.3f}", f"{p.reward:.3f}", p.objective[:60], "; ".join(p.actions)[:80])
-    console.print(table)
+    out.print(table)
 
 
 def register(app: typer.Typer) -> None:
     """Add `run` and `patterns` to the `art` command."""
-    app.command("run", help="Run an agent on a mission file (ReAct loop, tools, tracked steps).")(run_command)
+    app.command("run", help="Run an agent on a mission file (ReAct loop, tools, tracked steps).",
+                epilog=escape(mission_format()))(run_command)
     app.add_typer(patterns_app, name="patterns")

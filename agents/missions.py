@@ -4,18 +4,8 @@ A mission is YAML validated by pydantic; any mistake becomes one ``MissionError`
 and the field (``mission.yaml: agent_config.max_iterations: Input should be a valid integer``), and
 tool configs are checked against each tool's own model at load time, not halfway through a run.
 
-Example::
-
-    name: multiply
-    objective: What is 17 * 23?
-    agent_config: {max_iterations: 5, model: qwen2.5, temperature: 0.2}
-    tools:
-      - name: calculator
-      - name: file_read
-        config: {base_path: ./data}
-    success_criteria: [answer is 391]
-    group_id: multiply-v1     # optional: rollouts of one group are scored against each other
-    rollouts: 4               # optional, default 1
+``EXAMPLE_MISSION`` is the example that `art init` writes, `art run --help` shows and the README quotes
+(tests tie the three); ``mission_format()`` describes every field from the models below.
 """
 
 from __future__ import annotations
@@ -30,6 +20,20 @@ from agents.recording import AgentError
 from agents.tools import ToolConfigError, build_toolbox, validate_tool_config
 from agents.tools.base import Toolbox
 
+EXAMPLE_MISSION = """\
+# art run mission.yaml  (art run --help describes every field)
+name: multiply
+objective: What is 17 * 23? Use the calculator, then answer with the number.
+agent_config: {max_iterations: 5, temperature: 0.2}   # model: empty = [art.models] llm_model
+tools:
+  - name: calculator
+  - name: file_read
+    config: {base_path: .}
+success_criteria: ["391"]
+group_id: multiply-v1
+rollouts: 2
+"""
+
 
 class MissionError(AgentError):
     """A mission file is missing, not YAML, or breaks the mission model."""
@@ -40,7 +44,7 @@ class AgentConfig(BaseModel):
 
     max_iterations: int = Field(10, ge=1, le=500, description="steps before the run stops as failed")
     model: str = Field("", description="model name for the endpoint; empty = [art.models] llm_model")
-    temperature: float = Field(0.7, ge=0, le=2)
+    temperature: float = Field(0.7, ge=0, le=2, description="sampling temperature")
     max_tokens: int | None = Field(None, ge=1, description="completion limit per LLM call")
     reflection_interval: int = Field(3, ge=1, description="reflect on the trajectory every N steps")
     pattern_limit: int = Field(3, ge=0, le=20, description="success patterns shown in the prompts")
@@ -66,18 +70,41 @@ class ToolSpec(BaseModel):
 class Mission(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    objective: str = Field(min_length=1)
-    agent_config: AgentConfig = Field(default_factory=AgentConfig)
-    tools: list[ToolSpec] = Field(default_factory=list)
-    success_criteria: list[str] = Field(default_factory=list)
-    group_id: str | None = None
-    rollouts: int = Field(1, ge=1, le=1000)
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
+                      description="required; the agent's name in the store (letters, digits, . _ -)")
+    objective: str = Field(min_length=1, description="required; the task, as the agent reads it")
+    agent_config: AgentConfig = Field(default_factory=AgentConfig, description="how the agent runs (below)")
+    tools: list[ToolSpec] = Field(default_factory=list, description="tools by name, each with an optional "
+                                                                    "config mapping (below)")
+    success_criteria: list[str] = Field(default_factory=list, description="texts the answer must contain; the "
+                                                                          "judge scores completion by them")
+    group_id: str | None = Field(None, description="rollouts of one group are rewarded against each other")
+    rollouts: int = Field(1, ge=1, le=1000, description="sessions per `art run`")
     base_dir: Path = Field(Path("."), exclude=True, description="folder relative tool paths start from")
 
     def toolbox(self) -> Toolbox:
         """Build this mission's tools (configs were validated when the mission was loaded)."""
         return build_toolbox(self.tools, self.base_dir)
+
+
+def mission_format() -> str:
+    """The mission file format, field by field, from the models (for `art run --help`)."""
+    from agents.tools import REGISTRY
+
+    def fields(model: type[BaseModel], indent: str) -> list[str]:
+        lines = []
+        for name, field in model.model_fields.items():
+            if field.exclude:
+                continue
+            shown = not (field.is_required() or field.default_factory or field.default is None)
+            default = f" (default {field.default!r})" if shown else ""
+            lines.append(f"{indent}{name}: {field.description or ''}{default}")
+        return lines
+
+    tools = [f"  {name}: {kind.description}" for name, kind in sorted(REGISTRY.items())]
+    return "\n".join(["Mission file (YAML):", *fields(Mission, "  "), "agent_config:",
+                      *fields(AgentConfig, "  "), "tools:", *tools, "Example (`art init` writes it as mission.yaml):",
+                      *("  " + line for line in EXAMPLE_MISSION.splitlines())])
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

@@ -162,7 +162,10 @@ def rank_patterns(objective: str, patterns: Sequence[SuccessPattern], *, k: int 
         if sim >= min_similarity:
             scored.append(ScoredPattern(pattern=pattern, similarity=round(sim, 6)))
     scored.sort(key=lambda s: (-s.similarity, -s.pattern.reward, s.pattern.session_id))
-    return scored[:k]
+    distinct: dict[tuple[str, tuple[str, ...]], ScoredPattern] = {}
+    for s in scored:  # runs that did the same thing for the same objective are one pattern (the best-ranked)
+        distinct.setdefault((s.pattern.objective, tuple(s.pattern.actions)), s)
+    return list(distinct.values())[:k]
 
 
 def find_similar_patterns(client: Client, objective: str, *, k: int = 3, min_similarity: float = 0.1,

@@ -56,6 +56,7 @@ class RunResult(BaseModel):
     total_tokens: int
     tools_used: list[str]
     duration_ms: int
+    reason: str | None = None  # why a run did not succeed (the steps' errors say it too, in the store)
 
 
 def session_config(mission: Mission, tools: Toolbox) -> dict[str, str]:
@@ -242,10 +243,17 @@ async def run_mission(mission: Mission, llm: ChatClient, opener: SessionOpener, 
         raise
     await recorder.complete(answer, status)
     tools_used = sorted({t.action.tool for t in run.turns if isinstance(t.action, UseTool)})
+    last_error = next((t.error for t in reversed(run.turns) if t.error), None)
+    reason = None
+    if status is SessionStatus.error:
+        reason = last_error or "the LLM endpoint failed"
+    elif status is SessionStatus.failed:
+        reason = f"no answer within max_iterations ({mission.agent_config.max_iterations} steps)" + (
+            f"; last error: {last_error}" if last_error else "")
     return RunResult(session_id=recorder.session_id, mission=mission.name, group_id=group, status=status,
                      final_answer=answer, steps=len(run.turns), errors=sum(1 for t in run.turns if t.error),
                      reflections=sum(1 for t in run.turns if t.reflection), total_tokens=run.tokens,
-                     tools_used=tools_used, duration_ms=int((time.monotonic() - started) * 1000))
+                     tools_used=tools_used, duration_ms=int((time.monotonic() - started) * 1000), reason=reason)
 
 
 async def run_rollouts(mission: Mission, llm: ChatClient, opener: SessionOpener, tools: Toolbox,

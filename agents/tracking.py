@@ -30,12 +30,12 @@ from schemas.models import (
     SessionStatus,
     StepRecorded,
     TrajectoryMetadata,
-    UseTool,
 )
 from schemas.registry import registry_for
 from schemas.runtime import read_stack_info
 from schemas.settings import ArtConfig
 from schemas.topics import Topics, TopicSpec
+from schemas.totals import RunningTotals
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,7 @@ class TrackedSession:
         self.started = started
         self.seq = 0
         self.closed = False
-        self.step_count = 0
-        self.total_tokens = 0
-        self.total_cost = 0.0
-        self.tools_used: list[str] = []
-        self.error_count = 0
-        self.execution_time_ms = 0
+        self.totals = RunningTotals()
 
     async def _emit(self, payload: SessionStarted | StepRecorded | SessionCompleted) -> int:
         if self.closed:
@@ -78,7 +73,8 @@ class TrackedSession:
                           completions: list[CompletionTrace] | None = None) -> int:
         """Record one step; returns its seq. ``completions``: the token ids and logprobs of the LLM calls
         behind the step, when the endpoint returned them (``agents.llm``, ``art serve``)."""
-        step = StepRecorded(step_number=self.step_count, observation=observation, thought=thought, action=action,
+        step = StepRecorded(step_number=self.totals.step_count, observation=observation, thought=thought,
+                            action=action,
                             action_input=action_input, tool_result=tool_result, error=error, reflection=reflection,
                             step_reward=step_reward, step_metadata=step_metadata or {},
                             execution_time_ms=execution_time_ms, tokens=tokens, cost=cost,
@@ -88,16 +84,10 @@ class TrackedSession:
     async def record(self, step: StepRecorded) -> int:
         """Record a step built elsewhere (capture keeps upstream timestamps and token data); the
         session numbers it. Returns its seq."""
-        if step.step_number != self.step_count:
-            step = step.model_copy(update={"step_number": self.step_count})
+        if step.step_number != self.totals.step_count:
+            step = step.model_copy(update={"step_number": self.totals.step_count})
         seq = await self._emit(step)
-        self.step_count += 1
-        self.total_tokens += step.tokens
-        self.total_cost += step.cost
-        self.execution_time_ms += step.execution_time_ms
-        self.error_count += step.error is not None
-        if isinstance(step.action, UseTool) and step.action.tool not in self.tools_used:
-            self.tools_used.append(step.action.tool)
+        self.totals.add(step)
         return seq
 
     async def complete(self, final_answer: str | None, status: SessionStatus | str) -> None:
@@ -105,12 +95,13 @@ class TrackedSession:
         self.closed = True
 
     @property
+    def step_count(self) -> int:
+        return self.totals.step_count
+
+    @property
     def metadata(self) -> TrajectoryMetadata:
-        """Running totals, as the stream will compute them for the trajectory."""
-        return TrajectoryMetadata(
-            step_count=self.step_count, total_tokens=self.total_tokens, total_cost=self.total_cost,
-            tools_used=list(self.tools_used), error_count=self.error_count, execution_time_ms=self.execution_time_ms,
-            efficiency=1.0 / self.step_count if self.step_count else 0.0)
+        """Running totals, by the same rule as the stream's fold (``schemas.totals``)."""
+        return self.totals.metadata()
 
 
 class Tracker:

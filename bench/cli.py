@@ -138,17 +138,18 @@ def loop(rounds: Annotated[int, typer.Option(help="at most this many rounds (1-3
          slow_test: Annotated[bool, typer.Option(help="then run the marked real-model test")] = True) -> None:
     """Base vs champion on the held-out suite after at most 3 rounds of learning from own runs (SmolLM2)."""
     from bench.loop import bench_loop
+    from bench.measure import emit, progress
     from learning.errors import LearningError
     from trainer.errors import TrainerError
 
     try:
         result = bench_loop(rounds=rounds, groups=groups, per_family=per_family, objective=objective,
                             data_dir=data_dir, models_dir=models_dir, budget_s=budget_s, slow_test=slow_test,
-                            say=lambda m: console.print(m, highlight=False, markup=False))
+                            say=progress)
     except (LearningError, TrainerError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    print(json.dumps(result))
+    emit(result)
 
 
 @bench_app.command("train")

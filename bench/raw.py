@@ -29,7 +29,7 @@ WARM_KEY = b"warm"
 
 async def _first_writes(bootstrap: str, topic: str, partitions: int) -> None:
     """One record per partition, one at a time: Tansu has been seen to lose one of several concurrent
-    first writes to a new partition (shared/BROKER.md); the baseline measures Kafka, not that."""
+    first writes to a new partition (docs/broker.md); the baseline measures Kafka, not that."""
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")

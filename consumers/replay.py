@@ -7,7 +7,7 @@ sink stores them keyed by (session, version): old versions stay intact, and a se
 replay adds no rows (deterministic event ids and keys).
 
 The embedded broker cannot seek by time (``offsets_for_times`` returns 0) and reports wrong end
-offsets (shared/BROKER.md). So start offsets come from the mirror's log coordinates (per partition,
+offsets (docs/broker.md). So start offsets come from the mirror's log coordinates (per partition,
 the lowest offset of a trajectory completed at or after ``since`` in the current log epoch), the
 end is the highwater from fetch responses (snapshotted at the first fetch, so a live stream cannot
 keep a replay running), with an idle timeout as a backstop, and every record is filtered by its

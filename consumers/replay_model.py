@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.settings import ArtConfig
 
@@ -20,12 +21,19 @@ class ReplayRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     since: datetime | None = Field(None, description="completed_at lower bound; None = from the beginning")
-    judge: str = Field(pattern=r"^[^@\s]+@[^@\s]+$", description="name@version of the judge to run")
+    judge: str = Field(description="name@version of the judge to run")
     reward_version: str | None = Field(None, description="RULER version; None = judgments only")
     source: Literal["topic", "clickhouse"] = "topic"
     idle_s: float = Field(3.0, gt=0, description="stop reading a topic after this long without records")
     engine: Literal["auto", "python", "sql"] = Field(
         "auto", description="sql: judge in ClickHouse (heuristic judge only); auto: sql when it applies")
+
+    @field_validator("judge")
+    @classmethod
+    def _name_at_version(cls, value: str) -> str:
+        if not re.fullmatch(r"[^@\s]+@[^@\s]+", value):
+            raise ValueError("--judge must be name@version, e.g. heuristic@2")
+        return value
 
     @property
     def judge_name(self) -> str:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 from pathlib import Path
 
+from cli.logs import configure_logging
 from consumers.sink import ClickHouseSink, log_progress
 from schemas.codec import Codec
 from schemas.registry import registry_for
@@ -31,6 +31,7 @@ async def _run(args: argparse.Namespace) -> None:
 
     sink = ClickHouseSink(args.bootstrap or cfg.kafka.bootstrap, cfg.kafka.topics(), codec, client,
                           group_id=f"{cfg.kafka.topic_prefix}sink", log_epoch=args.log_epoch,
+                          max_records=cfg.sink.batch_records, poll_ms=cfg.sink.poll_ms,
                           decode_in_clickhouse=not args.decode_in_python, on_commit=on_commit)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="after each commit, publish what the store has under <data_dir>/run/watermarks "
                              "(the embedded stack's durability signal for SDKs)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     asyncio.run(_run(args))
 
 

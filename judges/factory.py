@@ -27,7 +27,7 @@ def build_judge(config: ArtConfig, *, cache: JudgeCache | None = None) -> Heuris
 def build_ruler(config: ArtConfig, *, cache: JudgeCache | None = None) -> HeuristicRuler | LLMRuler:
     version = config.judge.reward_version
     if version.startswith("ruler-heuristic"):
-        return HeuristicRuler(reward_version=version)
+        return HeuristicRuler.from_config(config)
     if version.startswith("ruler-llm"):
         return LLMRuler.from_config(config, cache=cache)
     raise JudgeError(f"unknown reward_version {version!r}: expected 'ruler-heuristic@N' or 'ruler-llm@N'")

@@ -131,8 +131,8 @@ def unique_select(measured: str) -> str:
             "LIMIT 1 BY session_id")
 
 
-# What RULER needs of each measured trajectory, in tuple order.
-MEMBER = ("session_id", "tc", "eff", "sq", "tu", "coh", "er", "action_set", "completed_at")
+# What RULER needs of each measured trajectory, in tuple order (quality: the judge's overall score).
+MEMBER = ("session_id", "tc", "eff", "quality", "action_set", "completed_at")
 
 
 @dataclass(frozen=True)
@@ -171,6 +171,7 @@ WHERE session_id NOT IN (SELECT session_id FROM judgments WHERE judge_name = {na
         assert self.reward_version is not None
         version, size = literal(self.reward_version), self.rollouts_per_group
         w = {k: repr(v) for k, v in RULER_WEIGHTS.items()}
+        members = {name: name for name in MEMBER} | {"quality": self.overall()}
 
         def f(name: str, var: str = "a") -> str:
             return f"{var}.{MEMBER.index(name) + 1}"
@@ -196,7 +197,7 @@ FROM {measured} AS u INNER JOIN (
       arrayMap((a, i) -> if(gn < 2, 0., 1. - arrayMax(arrayMap((b, j) -> if(j = i, -inf, {jaccard}), sets,
                                                                 arrayEnumerate(sets)))),
                chunk, arrayEnumerate(chunk)) AS novelties,
-      arrayMap(a -> ({f('sq')} + {f('tu')} + {f('coh')} + {f('er')}) / 4, chunk) AS qualities,
+      arrayMap(a -> {f('quality')}, chunk) AS qualities,
       arrayMap((a, q, v) -> {w['success']} * {f('tc')} + {w['efficiency']} * {f('eff')} + {w['quality']} * q
                             + {w['novelty']} * v, chunk, qualities, novelties) AS totals,
       arraySum(totals) / gn AS tmean, sqrt(arraySum(arrayMap(t -> (t - tmean) * (t - tmean), totals)) / gn) AS tstd,
@@ -205,7 +206,7 @@ FROM {measured} AS u INNER JOIN (
       SELECT arrayJoin(arrayMap(c -> arraySlice(ms, c * {size} + 1, {size}),
                                 range(toUInt64(intDiv(length(ms) + {size} - 1, {size}))))) AS chunk
       FROM (SELECT arraySort(a -> ({f('completed_at')}, {f('session_id')}),
-                             groupArray(tuple({", ".join(MEMBER)}))) AS ms
+                             groupArray(tuple({", ".join(members[m] for m in MEMBER)}))) AS ms
             FROM {measured} GROUP BY ifNull(group_id, concat('\\0', session_id)), group_id IS NULL)))
   ARRAY JOIN chunk AS x, qualities AS quality, novelties AS novelty, totals AS total
 ) AS r ON u.session_id = r.sid

@@ -2,7 +2,9 @@
 
 Components, each in [0, 1], per trajectory (m = ``heuristic.measure``):
 - success = m.task_completion; efficiency = m.efficiency;
-- quality = mean(m.solution_quality, m.tool_usage, m.reasoning_coherence, m.error_recovery);
+- quality = the heuristic judge's overall score under the configured judge weights
+  (``JudgeWeights.combine``): the judge a reward version is built with flows into every reward, so
+  re-scoring under new weights moves rewards, not only judgments;
 - novelty = 1 - max over the other trajectories of Jaccard(A_i, A_j), A = set of (tool, input)
   calls; two empty sets count as identical (J = 1); a group of one has novelty 0.
 Heuristic total = 0.4*success + 0.2*efficiency + 0.3*quality + 0.1*novelty.
@@ -25,7 +27,7 @@ from typing import Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from judges.cache import JudgeCache, content_hash
-from judges.contract import clamp, reward_id
+from judges.contract import JudgeWeights, clamp, reward_id
 from judges.errors import JudgeError, RulerResponseError
 from judges.heuristic import Measurement, measure
 from judges.llm import ChatClient, Exchange
@@ -101,13 +103,15 @@ def confidence(traj: TrajectoryCompleted, group_size: int) -> float:
     return base if complete else base / 2
 
 
-def heuristic_components(group: Sequence[TrajectoryCompleted]) -> list[tuple[Components, Measurement]]:
+def heuristic_components(group: Sequence[TrajectoryCompleted], weights: JudgeWeights | None = None
+                         ) -> list[tuple[Components, Measurement]]:
+    """Each trajectory's components; quality is the judge's overall score under ``weights``."""
+    weights = weights or JudgeWeights()
     out = []
     for traj, novelty in zip(group, novelty_scores(group), strict=True):
         m = measure(traj)
         s = m.scores
-        quality = (s.solution_quality + s.tool_usage + s.reasoning_coherence + s.error_recovery) / 4
-        out.append((Components(success=s.task_completion, efficiency=s.efficiency, quality=quality,
+        out.append((Components(success=s.task_completion, efficiency=s.efficiency, quality=weights.combine(s),
                                novelty=novelty), m))
     return out
 
@@ -129,12 +133,17 @@ def _rewards(group: Sequence[TrajectoryCompleted], components: Sequence[Componen
 class HeuristicRuler:
     """RULER without an LLM: weighted heuristic components, then group-relative advantages."""
 
-    def __init__(self, *, reward_version: str = "ruler-heuristic@1") -> None:
+    def __init__(self, *, reward_version: str = "ruler-heuristic@1", weights: JudgeWeights | None = None) -> None:
         self.reward_version = reward_version
+        self.weights = weights or JudgeWeights()
+
+    @classmethod
+    def from_config(cls, config: ArtConfig) -> HeuristicRuler:
+        return cls(reward_version=config.judge.reward_version, weights=JudgeWeights.from_config(config.judge))
 
     def score_group(self, group: Sequence[TrajectoryCompleted]) -> list[RewardAssigned]:
         group = prepare_group(group)
-        parts = heuristic_components(group)
+        parts = heuristic_components(group, self.weights)
         comps = [c for c, _ in parts]
         totals = [c.total() for c in comps]
         reasons = [f"success {c.success:.2f}, efficiency {c.efficiency:.2f}, quality {c.quality:.2f}, novelty "

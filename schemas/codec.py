@@ -80,11 +80,6 @@ class Codec:
         model_writer(record.avro_name)(buf, record)
         return bytes(buf)
 
-    def encode_dict(self, topic: str, avro_name: str, data: dict[str, Any]) -> bytes:
-        buf = bytearray(HEADER.pack(0, self.schema_id(topic, avro_name)))
-        compiled_writer(avro_name)(buf, data)
-        return bytes(buf)
-
     def _writer_schema(self, schema_id: int) -> Any:
         if schema_id not in self._writers:
             text = self.registry.schema_by_id(schema_id)

@@ -269,7 +269,6 @@ class DeadLetter(AvroModel):
     occurred_at: Timestamp = Field(default_factory=utcnow)
 
 
-TopLevel = SessionEvent | TrajectoryCompleted | TrajectoryJudged | RewardAssigned | DeadLetter
 """The records that travel on topics, each with its own .avsc file."""
 
 

@@ -1,18 +1,58 @@
 """What a session-event record must satisfy to enter the pipeline: one verdict for everyone.
 
 The stream dead-letters what ``admit`` refuses; the sink's ClickHouse landing views refuse the same
-records (their SQL is generated from ``schemas.limits`` and the same rules, ``store.ingest``), and
-its Python path calls ``admit`` itself. Schema-level bounds (finite numbers, counts, times) live on
-the pydantic models; the rules here are the ones that relate fields to each other or to the record.
+records (``store.ingest`` generates their SQL from ``schemas.limits``, the models' bounds and
+``valid_sql`` below), and its Python path calls ``admit`` itself. Schema-level bounds (finite numbers,
+counts, times) live on the pydantic models; the rules here relate fields to each other. Each rule is
+written once (``RULES``), in Python and SQL side by side; tests/test_rules.py runs the SQL in
+ClickHouse over the same cases as the Python.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from schemas.errors import CodecError
 from schemas.limits import MAX_EVENT_BYTES, MAX_SEQ
-from schemas.models import SessionEvent, SessionStarted
+from schemas.models import SessionEvent
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``broken(session_id, seq, kind)`` in Python and ``broken_sql`` over the columns of the same
+    names (``{kind}``: the expression for the payload's kind); ``reason`` says why, for the dead letter."""
+
+    broken: Callable[[str, int, str], bool]
+    broken_sql: str
+    reason: Callable[[str, int, str], str]
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(lambda sid, seq, kind: not sid, "session_id = ''", lambda sid, seq, kind: "empty session_id"),
+    Rule(lambda sid, seq, kind: seq < 0, "seq < 0", lambda sid, seq, kind: f"negative seq {seq}"),
+    Rule(lambda sid, seq, kind: seq > MAX_SEQ, f"seq > {MAX_SEQ}",
+         lambda sid, seq, kind: f"seq {seq} beyond the limit of {MAX_SEQ} events per session"),
+    Rule(lambda sid, seq, kind: seq == 0 and kind != "session_started", "seq = 0 AND {kind} != 'session_started'",
+         lambda sid, seq, kind: f"{kind} at seq 0: a session must begin with session_started (step before start)"),
+    Rule(lambda sid, seq, kind: seq > 0 and kind == "session_started", "seq > 0 AND {kind} = 'session_started'",
+         lambda sid, seq, kind: f"session_started at seq {seq}: only seq 0 may start a session"),
+)
+
+
+def valid_sql(kind: str = "kind") -> str:
+    """True for an event that breaks no rule, over columns ``session_id`` and ``seq`` and ``kind``."""
+    return " AND ".join(f"NOT ({rule.broken_sql.format(kind=kind)})" for rule in RULES)
+
+
+def check(session_id: str, seq: int, kind: str) -> str | None:
+    """Why an event with these fields breaks a rule (the first one it breaks), or None."""
+    for rule in RULES:
+        if rule.broken(session_id, seq, kind):
+            return rule.reason(session_id, seq, kind)
+    return None
+
 
 if TYPE_CHECKING:
     from schemas.codec import Codec
@@ -24,18 +64,7 @@ class Refused(Exception):
 
 def violation(event: SessionEvent) -> str | None:
     """Why ``event`` breaks a rule, or None when it is acceptable."""
-    if not event.session_id:
-        return "empty session_id"
-    if event.seq < 0:
-        return f"negative seq {event.seq}"
-    if event.seq > MAX_SEQ:
-        return f"seq {event.seq} beyond the limit of {MAX_SEQ} events per session"
-    is_start = isinstance(event.payload, SessionStarted)
-    if event.seq == 0 and not is_start:
-        return f"{event.payload.kind} at seq 0: a session must begin with session_started (step before start)"
-    if event.seq > 0 and is_start:
-        return f"session_started at seq {event.seq}: only seq 0 may start a session"
-    return None
+    return check(event.session_id, event.seq, event.payload.kind)
 
 
 def size_violation(raw: bytes | None) -> str | None:

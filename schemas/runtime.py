@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -39,6 +40,13 @@ class Watermark(BaseModel):
 
     log_epoch: int
     offsets: dict[str, dict[int, int]]  # topic -> partition -> next offset not yet stored
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now (the OS picks it; a race with another binder is possible)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def stack_file(data_dir: Path) -> Path:

@@ -7,8 +7,10 @@ contract. ``ART_<SECTION>_<KEY>`` overrides ``[art.<section>] key`` and ``ART_<K
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +29,7 @@ class ModelsConfig(Section):
     llm_base_url: str = Field("", description="OpenAI-compatible endpoint for agents and LLM judges")
     llm_model: str = Field("", description="model name sent to the endpoint")
     llm_api_key: str = Field("", description="API key for the endpoint (prefer ART_MODELS_LLM_API_KEY)")
-    llm_timeout_s: float = Field(60.0, gt=0)
+    llm_timeout_s: float = Field(60.0, gt=0, description="seconds one LLM call may take")
 
 
 class StorageConfig(Section):
@@ -44,8 +46,8 @@ class StorageConfig(Section):
 
 class KafkaConfig(Section):
     bootstrap: str = Field("", description="host:port list; empty means the embedded broker of `art up`")
-    topic_prefix: str = Field("art.", pattern=r"^[A-Za-z0-9._-]*$")
-    session_partitions: int = Field(6, ge=1, le=256)
+    topic_prefix: str = Field("art.", pattern=r"^[A-Za-z0-9._-]*$", description="every topic's name starts so")
+    session_partitions: int = Field(6, ge=1, le=256, description="bounds stream worker parallelism")
     schema_registry_url: str = Field("", description="Confluent-compatible registry; empty = local")
 
     def topics(self) -> Topics:
@@ -54,7 +56,7 @@ class KafkaConfig(Section):
 
 class ClickHouseConfig(Section):
     dsn: str = Field("", description="chdb:///dir or http(s)://host:8123; empty = chdb in data_dir")
-    database: str = Field("art", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    database: str = Field("art", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="database of every table")
     reader_timeout_s: float = Field(30.0, gt=0, description="longest a reader query (art sql, stats, report) "
                                                             "may run on the chDB store")
 
@@ -62,20 +64,34 @@ class ClickHouseConfig(Section):
 class StreamConfig(Section):
     session_idle_timeout_s: float = Field(300.0, gt=0, description="close silent sessions after this")
     gap_timeout_s: float = Field(30.0, gt=0, description="give up waiting for a missing seq after this")
-    sweep_interval_s: float = Field(1.0, gt=0)
+    sweep_interval_s: float = Field(1.0, gt=0, description="how often timeouts are checked")
     fetch_max_wait_ms: int = Field(100, ge=1, le=10_000, description="longest a worker's fetch waits for "
                                    "records (the embedded broker holds a fetch up to about half of it even when "
                                    "records arrive)")
     web_port: int = Field(0, ge=0, le=65535, description="first worker web port; 0 = any free port")
+    fold_batch: int = Field(5000, ge=1, description="session events folded per batch (one state write each)")
+    fold_wait_s: float = Field(0.25, gt=0, description="longest a fold batch waits to fill")
+    judge_batch: int = Field(500, ge=1, description="trajectories judged per batch")
+    judge_wait_s: float = Field(0.05, gt=0, description="longest a judging batch waits to fill")
+    judge_concurrency: int = Field(8, ge=1, description="judge calls in flight per worker (LLM judge)")
+    repair_after_s: float = Field(2.0, gt=0, description="a gap this old is filled from the ClickHouse mirror")
+    full_scan_interval_s: float = Field(30.0, gt=0, description="how often every stored session is checked "
+                                                                "for timeouts, not only the open ones")
+
+
+class SinkConfig(Section):
+    batch_records: int = Field(20000, ge=1, description="records per sink batch (one insert per table)")
+    poll_ms: int = Field(100, ge=1, description="longest a sink poll waits for records")
 
 
 class JudgeConfig(Section):
     name: str = Field("heuristic", description="heuristic or llm")
-    version: str = Field("1")
-    weights: list[float] = Field([0.4, 0.2, 0.2, 0.1, 0.1], min_length=5, max_length=5)
-    rollouts_per_group: int = Field(4, ge=1)
-    group_window_s: float = Field(60.0, gt=0)
-    reward_version: str = Field("ruler-heuristic@1")
+    version: str = Field("1", description="stamped on every judgment; a new one re-scores beside the old")
+    weights: list[float] = Field([0.4, 0.2, 0.2, 0.1, 0.1], min_length=5, max_length=5,
+                                 description="completion, quality, efficiency, tool usage, coherence")
+    rollouts_per_group: int = Field(4, ge=1, description="a RULER group is scored when this many arrived")
+    group_window_s: float = Field(60.0, gt=0, description="... or this long after its first member")
+    reward_version: str = Field("ruler-heuristic@1", description="ruler-heuristic@N or ruler-llm@N")
 
 
 class LearningConfig(Section):
@@ -125,16 +141,21 @@ class UiConfig(Section):
 
 
 class ArtConfig(Section):
-    tracking_enabled: bool = True
-    training_interval_s: float = Field(3600.0, gt=0)
-    min_trajectories_for_training: int = Field(100, ge=1)
-    reward_threshold: float = Field(0.7, ge=0, le=1)
-    success_threshold: float = Field(0.8, ge=0, le=1)
+    tracking_enabled: bool = Field(True, description="agents record their steps")
+    training_interval_s: float = Field(3600.0, gt=0, description="start a training run at least this often "
+                                                                 "(trainer consumer)")
+    min_trajectories_for_training: int = Field(100, ge=1, description="... or as soon as this many new "
+                                                                      "qualifying trajectories exist")
+    reward_threshold: float = Field(0.7, ge=0, le=1, description="a trajectory qualifies for training at this "
+                                                                 "reward")
+    success_threshold: float = Field(0.8, ge=0, le=1, description="a run counts as a success at this reward "
+                                                                  "(no component reads it yet)")
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     clickhouse: ClickHouseConfig = Field(default_factory=ClickHouseConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
+    sink: SinkConfig = Field(default_factory=SinkConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     learning: LearningConfig = Field(default_factory=LearningConfig)
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
@@ -147,18 +168,48 @@ class ArtConfig(Section):
 SECTIONS = {name for name, f in ArtConfig.model_fields.items() if isinstance(f.default_factory, type)}
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+def _field_annotation(section: str | None, key: str) -> Any:
+    model: type[BaseModel] = ArtConfig
+    if section is not None:
+        model = ArtConfig.model_fields[section].default_factory  # type: ignore[assignment]
+    field = model.model_fields.get(key)
+    return field.annotation if field is not None else None
+
+
+def _env_value(name: str, value: str, annotation: Any) -> Any:
+    """A list from ``a,b,c`` (or JSON ``[...]``), a table from JSON ``{...}``; other values stay text
+    for pydantic to convert."""
+    container = typing.get_origin(annotation)
+    if container not in (list, dict):
+        return value
+    text = value.strip()
+    if text[:1] in "[{" and text:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"invalid config: {name} = {value!r} is not valid JSON: {exc}") from None
+    if container is dict:
+        raise ConfigError(f'invalid config: {name} = {value!r}: expected a JSON object, e.g. {{"key": [1, 2]}}')
+    return [item.strip() for item in text.split(",")] if text else []
+
+
+def _env_overrides(environ: dict[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """The overrides as a document, and for each overridden key the variable it came from."""
     out: dict[str, Any] = {}
-    for key, value in environ.items():
-        if not key.startswith("ART_") or key == "ART_CONFIG":
+    origins: dict[tuple[str, ...], str] = {}
+    for name, value in environ.items():
+        if not name.startswith("ART_") or name == "ART_CONFIG":
             continue
-        rest = key[4:].lower()
+        rest = name[4:].lower()
         section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
         if section is not None:
-            out.setdefault(section, {})[rest[len(section) + 1:]] = value
+            key = rest[len(section) + 1:]
+            out.setdefault(section, {})[key] = _env_value(name, value, _field_annotation(section, key))
+            origins[(section, key)] = name
         elif rest in ArtConfig.model_fields:
-            out[rest] = value
-    return out
+            out[rest] = _env_value(name, value, _field_annotation(None, rest))
+            origins[(rest,)] = name
+    return out, origins
 
 
 def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -185,11 +236,14 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
         source = str(path)
-    doc = _merge(doc, _env_overrides(environ))
+    overrides, origins = _env_overrides(environ)
+    doc = _merge(doc, overrides)
     try:
         return ArtConfig.model_validate(doc)
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = "art." + ".".join(str(p) for p in first["loc"])
+        loc = tuple(str(p) for p in first["loc"])
+        key = "art." + ".".join(loc)
         given = first.get("input")
-        raise ConfigError(f"invalid config ({source}): {key} = {given!r}: {first['msg']}") from None
+        origin = next((f" (from {name})" for path, name in origins.items() if loc[:len(path)] == path), "")
+        raise ConfigError(f"invalid config ({source}): {key} = {given!r}{origin}: {first['msg']}") from None

@@ -53,8 +53,3 @@ class Topics:
         """Topics only the stream reads (not sunk to ClickHouse); created up front like the rest."""
         return [self.judging_groups]
 
-    def by_name(self, name: str) -> TopicSpec:
-        for spec in self.all():
-            if spec.name == name:
-                return spec
-        raise KeyError(name)

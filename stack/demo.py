@@ -18,15 +18,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from cli.options import ConfigOpt
+from cli.output import err, print_rows
+from cli.output import out as console
 from schemas.runtime import read_stack_info
-from stack.commands import ConfigOpt, config_or_exit, console, print_rows, print_stats
-from store.clickhouse import writer
+from schemas.settings import load_config
+from stack.commands import print_stats
+from store.clickhouse import literal, writer
 
 EXAMPLE_SQL = """SELECT agent_name, count() AS runs, round(avg(total), 3) AS avg_reward,
        round(avg(advantage), 3) AS avg_advantage
-FROM rewards FINAL GROUP BY agent_name ORDER BY avg_reward DESC"""
+FROM rewards FINAL WHERE reward_version = {version}
+GROUP BY agent_name ORDER BY avg_reward DESC"""  # one version: a replay adds rows beside these
 
 
 async def run_fleet(cfg: Any, groups: int, rollouts: int, seed: int, progress: Progress) -> list[str]:
@@ -75,7 +81,7 @@ def demo(config: ConfigOpt = None,
     """Run the whole loop: stack, scripted agent fleet, judging and rewards, SQL, a training round."""
     from stack.supervisor import Stack
 
-    cfg = config_or_exit(config)
+    cfg = load_config(config)
     cfg.judge.rollouts_per_group = rollouts
     stack = None
     info = read_stack_info(cfg.storage.data_dir)
@@ -88,7 +94,7 @@ def demo(config: ConfigOpt = None,
     try:
         client = writer(cfg, info.clickhouse_url)
         with Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console) as progress:
+                      console=err) as progress:
             ids = asyncio.run(run_fleet(cfg, groups, rollouts, seed, progress))
             got = wait_rows(client, ids, progress, timeout)
         missing = {t: len(ids) - n for t, n in got.items() if n < len(ids)}
@@ -99,8 +105,9 @@ def demo(config: ConfigOpt = None,
 
         console.print(f"success patterns stored for future agents: {refresh_patterns(client)} "
                       "(see `art patterns find`)")
-        console.print(f"\n[bold]Example query[/bold] (try `art sql`):\n{EXAMPLE_SQL}")
-        result = client.query(EXAMPLE_SQL)
+        example = EXAMPLE_SQL.format(version=literal(cfg.judge.reward_version))
+        console.print(f"\n[bold]Example query[/bold] (try `art sql`):\n{escape(example)}")
+        result = client.query(example)
         print_rows(list(result.column_names), result.result_rows, "table")
         if train:
             train_round(cfg, client)

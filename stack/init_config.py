@@ -1,102 +1,84 @@
-"""`art init`: a commented art.toml with every section, and the data folders."""
+"""`art init`: a commented art.toml with every section, an example mission, and the data folders."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import BaseModel
 
-from stack.commands import console
+from agents.missions import EXAMPLE_MISSION
+from cli.output import err, fail
+from schemas.settings import SECTIONS, ArtConfig
 
-TEMPLATE = """# ART Stream configuration. Environment variables override any key:
-# ART_<SECTION>_<KEY> for a section (ART_KAFKA_BOOTSTRAP), ART_<KEY> for [art] (ART_REWARD_THRESHOLD).
-[art]
-tracking_enabled = true
-training_interval_s = 3600.0          # start a training run at least this often (trainer consumer)
-min_trajectories_for_training = 100   # ... or as soon as this many new qualifying trajectories exist
-reward_threshold = 0.7                # a trajectory qualifies for training at this reward
-success_threshold = 0.8
-
-[art.models]
-base_model = ""                       # local HF model directory adapters are trained on
-llm_base_url = ""                     # OpenAI-compatible endpoint for agents and LLM judges
-llm_model = ""
-llm_api_key = ""                      # prefer ART_MODELS_LLM_API_KEY
-
-[art.storage]
-data_dir = "{data_dir}"
-
-[art.kafka]
-bootstrap = ""                        # empty: the embedded broker of `art up`
-topic_prefix = "art."
-session_partitions = 6
-schema_registry_url = ""              # empty: the local registry
-
-[art.clickhouse]
-dsn = ""                              # empty: chDB in <data_dir>/clickhouse; or http://host:8123
-database = "art"
-reader_timeout_s = 30.0               # longest a reader query (art sql, stats, report) may run
-
-[art.stream]
-session_idle_timeout_s = 300.0
-gap_timeout_s = 30.0
-
-[art.judge]
-name = "heuristic"                    # or "llm"
-version = "1"
-weights = [0.4, 0.2, 0.2, 0.1, 0.1]
-rollouts_per_group = 4
-group_window_s = 60.0
-reward_version = "ruler-heuristic@1"
-
-[art.learning]                        # `art loop` and `art eval`
-promotion_margin = 0.05               # held-out success a new model must beat the champion's by
-rounds = 3
-groups = 24                           # training missions per round, each a group of judge.rollouts_per_group runs
-temperature = 0.7                     # sampling temperature of training runs (evaluation is greedy)
-eval_per_family = 12                  # held-out missions per family
-concurrency = 16                      # runs in flight (the server batches them)
-max_tokens = 32
-objective = "sft"                     # sft | awr | dpo
-teacher = "self"                      # self: own lineage only; fleet: other agents' runs too
-wait_s = 300.0
-request_timeout_s = 900.0             # per LLM call of a loop or eval run (CPU servers are slow under load)
-
-[art.capture]                         # `art proxy`, `art otlp`; `art up --proxy-upstream URL --otlp`
-proxy_upstream = ""                   # OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1
-proxy_port = 0                        # 0: any free port (published in <data_dir>/run/stack.json)
-otlp_enabled = false
-otlp_port = 0
-host = "127.0.0.1"
-session_idle_timeout_s = 300.0        # a proxy session with no call for this long is completed
-trace_settle_s = 2.0                  # a trace is mapped this long after its root span arrived
-trace_idle_timeout_s = 60.0           # ... or this long after its last span when no root comes
-max_body_bytes = 8388608              # OTLP payloads above this are refused and dead-lettered
-max_proxy_body_bytes = 67108864
-max_open_spans = 200000               # above this the receiver answers 503 (exporters retry)
-# [art.capture.prices]                # per million tokens: model = [input, output]
-# "gpt-4o-mini" = [0.15, 0.60]
-
-[art.ui]                              # the read-only web UI: `art ui`, and served by `art up`
-enabled = true                        # false: `art up` does not serve it
-port = 0                              # 127.0.0.1; 0: a free port under `art up` (ui_url, stack.json), 8765 for art ui
+HEADER = """# ART Stream configuration. Environment variables override any key:
+# ART_<SECTION>_<KEY> for a section (ART_KAFKA_BOOTSTRAP), ART_<KEY> for [art] (ART_REWARD_THRESHOLD);
+# lists take commas (ART_JUDGE_WEIGHTS=0.1,0.1,0.1,0.1,0.6), tables JSON.
 """
+NOTES = {"models.llm_api_key": "prefer ART_MODELS_LLM_API_KEY", "kafka.bootstrap": "empty: the embedded broker of "
+         "`art up`", "clickhouse.dsn": "empty: chDB in <data_dir>/clickhouse; or http://host:8123",
+         "capture.prices": 'per million tokens: "model" = [input, output]'}
+EXAMPLES = {"capture.prices": '"gpt-4o-mini" = [0.15, 0.60]'}
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | Path):
+        return json.dumps(str(value))
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return repr(value)
+
+
+def _lines(model: type[BaseModel], section: str, values: BaseModel) -> list[str]:
+    out = []
+    for name, field in model.model_fields.items():
+        if name in SECTIONS and model is ArtConfig:
+            continue
+        key = f"{section}.{name}".lstrip(".")
+        note = NOTES.get(key, field.description or "")
+        value = getattr(values, name)
+        if isinstance(value, dict):  # a TOML table: shown commented, with an example
+            out += [f"# [art.{key}]".ljust(38) + f"# {note}", f"# {EXAMPLES[key]}"]
+            continue
+        line = f"{name} = {_toml(value)}" if value is not None else f'# {name} = ""'
+        out.append(line.ljust(37) + f" # {note}" if note else line)
+    return out
+
+
+def render_template(data_dir: Path) -> str:
+    """art.toml with every key of ``schemas.settings`` at its default (``data_dir`` as given), each
+    with its field's description: a new config field is in the template without anyone adding it."""
+    defaults = ArtConfig(storage={"data_dir": data_dir})  # type: ignore[arg-type]
+    parts = [HEADER, "[art]", *_lines(ArtConfig, "", defaults)]
+    for name, field in ArtConfig.model_fields.items():
+        if name in SECTIONS:
+            section_model = field.default_factory
+            parts += ["", f"[art.{name}]", *_lines(section_model, name, getattr(defaults, name))]  # type: ignore[arg-type]
+    return "\n".join(parts) + "\n"
 
 
 def init(path: Annotated[Path, typer.Argument(help="where to write the config")] = Path("art.toml"),
          data_dir: Annotated[Path, typer.Option(help="data folder for the store, spools and models")] = Path(
              "art-data"),
          force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False) -> None:
-    """Write art.toml with every section and create the data folders."""
+    """Write art.toml with every section, an example mission.yaml beside it (kept if one exists) and the
+    data folders."""
     if path.exists() and not force:
-        console.print(f"[red]error:[/red] {path} exists; use --force to overwrite it")
-        raise typer.Exit(1)
+        raise fail(f"{path} exists; use --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(TEMPLATE.format(data_dir=data_dir.as_posix()))
+    path.write_text(render_template(data_dir))
     for sub in ("", "clickhouse", "models", "checkpoints", "spool", "logs"):
         (data_dir / sub).mkdir(parents=True, exist_ok=True)
-    console.print(f"wrote {path}; data in {data_dir}/")
+    mission = path.parent / "mission.yaml"
+    wrote_mission = not mission.exists()
+    if wrote_mission:
+        mission.write_text(EXAMPLE_MISSION)
+    err.print(f"wrote {path}" + (f" and an example {mission} (`art run {mission}`)" if wrote_mission else "")
+              + f"; data in {data_dir}/")
 
 
 def register(app: typer.Typer) -> None:

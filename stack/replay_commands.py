@@ -7,14 +7,16 @@ import json
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from cli.options import ConfigOpt
+from cli.output import err, fail, out
 from consumers.replay import ReplayError, ReplayRequest, parse_since, run_replay
 from schemas.codec import Codec
 from schemas.registry import registry_for
 from schemas.runtime import read_stack_info
-from stack.commands import ConfigOpt, config_or_exit, console, store_writer
+from schemas.settings import load_config
+from store.clickhouse import writer
 
 
 def replay(
@@ -31,24 +33,19 @@ def replay(
     as_json: Annotated[bool, typer.Option("--json", help="print the result as one JSON line")] = False,
 ) -> None:
     """Re-read finished trajectories and write judgments/rewards under new versions, next to the old ones."""
-    cfg = config_or_exit(config)
-    try:
-        request = ReplayRequest(since=parse_since(since), judge=judge, reward_version=reward_version,
-                                source=source, idle_s=idle_s, engine=engine)  # type: ignore[arg-type]
-    except (ReplayError, ValidationError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    cfg = load_config(config)
+    request = ReplayRequest(since=parse_since(since), judge=judge, reward_version=reward_version,
+                            source=source, idle_s=idle_s, engine=engine)  # type: ignore[arg-type]
     info = read_stack_info(cfg.storage.data_dir)
     bootstrap = cfg.kafka.bootstrap or (info.bootstrap if info else "")
     if not bootstrap:
-        console.print("[red]error:[/red] no kafka.bootstrap configured and no running stack (`art up`)")
-        raise typer.Exit(1)
+        raise fail("no kafka.bootstrap configured and no running stack (`art up`)")
     needs_store = request.since is not None or request.source == "clickhouse" or request.engine != "python"
-    client = store_writer(cfg) if needs_store else None
+    client = writer(cfg) if needs_store else None
     codec = Codec(registry_for(cfg.kafka.schema_registry_url, cfg.storage.data_dir))
     epoch = info.log_epoch if info else None
     with Progress(TextColumn("[bold]replay[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=as_json) as bar:
+                  TimeElapsedColumn(), console=err, transient=as_json) as bar:
         task = bar.add_task(f"{request.judge} from {request.source}", total=None)
 
         def progress(done: int, total: int | None) -> None:
@@ -57,22 +54,21 @@ def replay(
         try:
             result = asyncio.run(run_replay(cfg, request, codec, bootstrap, client=client, log_epoch=epoch,
                                             progress=progress))
-        except ReplayError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from None
+        except ReplayError as exc:  # it started, then failed: a runtime failure, not a usage error
+            raise fail(str(exc)) from None
     summary: dict[str, Any] = result.as_dict()
     summary["engine"] = "sql" if result.phases else "python"
     if as_json:
         print(json.dumps(summary))
         return
-    console.print(f"[green]replayed[/green] {result.rescored} trajectories in {result.seconds:.1f} s "
+    out.print(f"[green]replayed[/green] {result.rescored} trajectories in {result.seconds:.1f} s "
                   f"({summary['engine']} engine): "
                   f"{result.judgments} judgments ({request.judge}), {result.rewards} rewards "
                   f"({request.reward_version or 'none'}) in {result.groups} groups; skipped "
                   f"{result.skipped_before_since} before --from, {result.duplicates} duplicates, "
                   f"{result.undecodable} undecodable, {result.judge_failures} judge failures")
     if result.note:
-        console.print(f"[yellow]note:[/yellow] {result.note}")
+        err.print(f"[yellow]note:[/yellow] {result.note}")
 
 
 def register(app: typer.Typer) -> None:

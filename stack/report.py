@@ -17,7 +17,11 @@ from typing import Annotated, Any
 
 import typer
 
-from stack.commands import ConfigOpt, config_or_exit, console, store_reader
+from cli.options import ConfigOpt
+from cli.output import err as console
+from cli.output import fail
+from cli.stores import store_reader
+from schemas.settings import load_config
 
 MAX_BARS = 40
 
@@ -100,9 +104,17 @@ def success_per_group(client: Any) -> str:
     return _section("Success rate per group", _png(fig) + _table(list(result.column_names), result.result_rows))
 
 
+class UnknownVersion(LookupError):
+    """A judge version was asked for that nothing was judged with."""
+
+
 def judge_pair(client: Any, old: str | None, new: str | None) -> tuple[str | None, str | None]:
     """The requested versions, else the first and the last judge version ever used."""
     known = [j for (j,) in client.query("SELECT judge FROM judge_versions ORDER BY first_judged, judge").result_rows]
+    for flag, asked in (("--from-version", old), ("--to-version", new)):
+        if asked is not None and asked not in known:
+            raise UnknownVersion(f"{flag} {asked!r}: no trajectory was judged by it; judged by: "
+                                 f"{', '.join(known) or 'none yet'}")
     if old is None and known:
         old = known[0]
     if new is None and known:
@@ -200,10 +212,13 @@ def report(out: Annotated[Path, typer.Option(help="HTML file to write")] = Path(
            reward_version: Annotated[str | None, typer.Option(help="reward version to plot (default: config)")] = None,
            config: ConfigOpt = None) -> None:
     """Write a self-contained HTML report (embedded PNG plots) from the analyst views."""
-    cfg = config_or_exit(config)
+    cfg = load_config(config)
     with store_reader(cfg) as client:  # a missing store or view: one error line, no traceback
-        page = build_report(client, old=from_version, new=to_version,
-                            reward_version=reward_version or cfg.judge.reward_version)
+        try:
+            page = build_report(client, old=from_version, new=to_version,
+                                reward_version=reward_version or cfg.judge.reward_version)
+        except UnknownVersion as exc:
+            raise fail(str(exc), 2) from None
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     console.print(f"[green]report written[/green]: {out} ({len(page) // 1024} KiB)")

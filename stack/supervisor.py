@@ -3,7 +3,7 @@
 Children are restarted when they die. The embedded broker forgets everything when it restarts,
 so a broker restart bumps the log epoch, recreates the topics, puts back from the store what the
 stream still needs (``streams.rebuild``) and restarts every worker and sink (live consumers would
-otherwise keep stale positions and silently miss data, shared/BROKER.md). A start after the whole
+otherwise keep stale positions and silently miss data, docs/broker.md). A start after the whole
 stack died is the same kind of loss. Addresses are kept across restarts (``stack.ports``), so
 clients reconnect by themselves; on the embedded broker the sinks publish a store watermark that
 tells SDKs when an event is durable.

@@ -12,33 +12,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import time
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError
 
+from cli.logs import configure_logging
 from schemas.settings import load_config
-from schemas.topics import TopicSpec
+from stack.broker import create_topics
 
 log = logging.getLogger("stack.topics")
-
-
-async def create(bootstrap: str, specs: list[TopicSpec], replication: int) -> list[str]:
-    """Create the missing topics; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [s for s in specs if s.name not in existing]
-        for spec in missing:  # one by one: a topic created meanwhile must not fail the others
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([NewTopic(spec.name, spec.partitions, replication)])
-        return [s.name for s in missing]
-    finally:
-        await admin.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="with --schema: the ON CLUSTER variant (store/cluster.py: Replicated* + Distributed)")
     parser.add_argument("--wait-s", type=float, default=120.0, help="how long to wait for the cluster")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     cfg = load_config(args.config)
     bootstrap = args.bootstrap or cfg.kafka.bootstrap
     if not bootstrap:
@@ -61,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     deadline = time.monotonic() + args.wait_s
     while True:
         try:
-            created = asyncio.run(create(bootstrap, specs, args.replication))
+            created = asyncio.run(create_topics(bootstrap, specs, replication=args.replication))
             break
         except KafkaError as exc:
             if time.monotonic() > deadline:

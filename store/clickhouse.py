@@ -10,6 +10,7 @@ ClickHouse, and never creating anything).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -106,6 +107,9 @@ def reader(cfg: ArtConfig) -> Iterator[Client]:
             gateway.stop()
 
 
+_GUARD_SCOPE = re.compile(r"(?s):? In scope SELECT formatQuery\(.*?\)\.(?= \(\w+\)|$)")
+
+
 def error_text(exc: BaseException) -> str:
     """ClickHouse's own words for a failure, on one line: no client wrapper, no URL."""
     text = str(exc)
@@ -113,6 +117,7 @@ def error_text(exc: BaseException) -> str:
     text = text[start:] if start >= 0 and not isinstance(exc, StoreError) else text
     end = text.rfind(" (for url ")
     text = text[:end] if end >= 0 else text
+    text = _GUARD_SCOPE.sub(".", text)  # the reader guard's formatQuery wrapper is ours, not the user's SQL
     return " ".join(text.split()) or exc.__class__.__name__
 
 

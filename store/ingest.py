@@ -6,7 +6,8 @@ materialized views write ``session_events`` and ``steps`` from it. Decoding, the
 duplicates and keys already stored are all handled there, column by column:
 
 - what the stream refuses is not stored (it dead-letters it): the verdict of ``schemas.rules.admit``
-  is generated here as SQL — the seq rules, the record key equal to the session id, the models'
+  is generated here as SQL — the seq rules (``schemas.rules.valid_sql``), the record key equal to
+  the session id, the models'
   bounds (read from the pydantic field metadata: counts, finite amounts, times in range), valid UTF-8
   in every string, each union branch's ``kind`` literal, and no bytes after the body (each body is
   followed by a per-container random marker, which a body with trailing bytes misreads);
@@ -34,8 +35,9 @@ from clickhouse_connect.driver.exceptions import DataError
 from pydantic import AfterValidator, BaseModel
 
 from schemas.container import clickhouse_type, field_types, object_container, zigzag
-from schemas.limits import MAX_SEQ, TIME_MAX_MICROS, TIME_MIN_MICROS
+from schemas.limits import TIME_MAX_MICROS, TIME_MIN_MICROS
 from schemas.models import MODEL_BY_AVRO_NAME, Timestamp
+from schemas.rules import valid_sql
 from store.clickhouse import literal
 
 # Log coordinates, the record key and raw record (``session_events.payload``), and a marker before
@@ -227,8 +229,7 @@ def validity(schema: str, kind: str) -> str:
     doc = json.loads(schema)
     ns = doc.get("namespace", "")
     checks = [
-        "session_id != ''", f"seq BETWEEN 0 AND {MAX_SEQ}", f"NOT (seq = 0 AND {kind} != 'session_started')",
-        f"NOT (seq > 0 AND {kind} = 'session_started')", "src_key = session_id", "src_check = src_end",
+        valid_sql(kind), "src_key = session_id", "src_check = src_end",
         "toString(toUUIDOrNull(event_id)) = event_id",  # canonical form only, as Python re-encodes it
     ]
     model = MODEL_BY_AVRO_NAME[f"{ns}.{doc['name']}"]

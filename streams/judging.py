@@ -41,9 +41,10 @@ from pydantic import BaseModel, ConfigDict
 from judges import build_judge, build_ruler
 from schemas.codec import Codec
 from schemas.errors import CodecError
-from schemas.models import DeadLetter, RewardAssigned, TrajectoryCompleted
+from schemas.models import RewardAssigned, TrajectoryCompleted
 from schemas.settings import ArtConfig
 from streams.crash import guarded
+from streams.topics import DeadLetters, raw_topic
 
 log = logging.getLogger(__name__)
 JUDGING_NAMESPACE = uuid.UUID("3d0a5c1e-9b7f-4e62-a1d4-7c2e8f5b6a90")
@@ -75,20 +76,18 @@ class JudgingProcessor:
     """Owns the judge, the ruler, the group table and the emitters of one worker."""
 
     def __init__(self, app: faust.App, cfg: ArtConfig, codec: Codec, log_epoch: int = 0,
-                 concurrency: int = 8) -> None:
+                 concurrency: int | None = None) -> None:
         topics = cfg.kafka.topics()
         self.cfg = cfg
         self.codec = codec
         self.log_epoch = log_epoch
         self.judge = build_judge(cfg)
         self.ruler = build_ruler(cfg)
-        raw: dict[str, Any] = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-        self.source = app.topic(topics.trajectories.name, partitions=topics.trajectories.partitions, **raw)
-        self.regrouped = app.topic(topics.judging_groups.name, partitions=topics.judging_groups.partitions,
-                                   internal=True, **raw)
-        self.judgments = app.topic(topics.judgments.name, partitions=topics.judgments.partitions, **raw)
-        self.rewards = app.topic(topics.rewards.name, partitions=topics.rewards.partitions, **raw)
-        self.dead_letters = app.topic(topics.dead_letters.name, partitions=topics.dead_letters.partitions, **raw)
+        self.source = raw_topic(app, topics.trajectories)
+        self.regrouped = raw_topic(app, topics.judging_groups, internal=True)
+        self.judgments = raw_topic(app, topics.judgments)
+        self.rewards = raw_topic(app, topics.rewards)
+        self.dead_letters = DeadLetters(app, topics.dead_letters, codec, JUDGING_NAMESPACE, log_epoch)
         self.names = topics
         self.table = app.Table("judging-groups", default=None, partitions=topics.judging_groups.partitions,
                                use_partitioner=True, key_type=bytes, value_type=bytes)
@@ -96,7 +95,7 @@ class JudgingProcessor:
         self.retention_s = max(10 * self.window_s, 600.0)
         self.size = cfg.judge.rollouts_per_group
         self.stats = JudgingStats()
-        self._limit = asyncio.Semaphore(concurrency)
+        self._limit = asyncio.Semaphore(concurrency or cfg.stream.judge_concurrency)
         self._lock = asyncio.Lock()  # the agent and the sweeper must not score one group twice
 
     # --- state access ---------------------------------------------------------------------
@@ -224,18 +223,17 @@ class JudgingProcessor:
 
     async def dead_letter(self, topic: str, partition: int, offset: int, raw: bytes | None, reason: str,
                           key: str | None = None) -> None:
-        name = key or f"{self.log_epoch}/{topic}/{partition}/{offset}"
-        letter = DeadLetter(event_id=uuid.uuid5(JUDGING_NAMESPACE, name), source_topic=topic,
-                            source_partition=partition, source_offset=offset, raw=raw or b"", reason=reason)
-        await self.dead_letters.send(value=self.codec.encode(self.names.dead_letters.name, letter))
+        await self.dead_letters.send(topic, partition, offset, raw, reason, key)
         self.stats.dead_lettered += 1
         self.stats.by_reason[reason.split(":")[0]] += 1
-        log.warning("dead-lettered %s/%d@%d: %s", topic, partition, offset, reason)
 
 
-def attach_judging(app: faust.App, cfg: ArtConfig, codec: Codec, log_epoch: int = 0, batch: int = 500,
-                   within_s: float = 0.05) -> JudgingProcessor:
-    """Register the judge and group agents, the window sweeper and a ``/judging`` page on ``app``."""
+def attach_judging(app: faust.App, cfg: ArtConfig, codec: Codec, log_epoch: int = 0, batch: int | None = None,
+                   within_s: float | None = None) -> JudgingProcessor:
+    """Register the judge and group agents, the window sweeper and a ``/judging`` page on ``app`` (batch
+    and wait: ``[art.stream]``)."""
+    batch = batch or cfg.stream.judge_batch
+    within_s = within_s or cfg.stream.judge_wait_s
     processor = JudgingProcessor(app, cfg, codec, log_epoch=log_epoch)
 
     @app.agent(processor.source, name="judge")

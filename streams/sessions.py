@@ -1,7 +1,7 @@
 """Session events -> per-session state (a Faust table) -> ``TrajectoryCompleted``.
 
 The agent folds batches (``take_events``) and writes each touched session once per batch: a
-changelog record per event would cap throughput (shared/BROKER.md). The table holds only the small
+changelog record per event would cap throughput (docs/broker.md). The table holds only the small
 fold state; step bodies wait in a worker-local cache and are refetched from the ClickHouse mirror
 when the cache cannot provide them (after a restart or rebalance).
 
@@ -24,13 +24,14 @@ import faust
 from faust.types import EventT
 
 from schemas.codec import Codec
-from schemas.models import ClosedBy, DeadLetter, StepRecorded, dead_letter_id
+from schemas.models import DEAD_LETTER_NAMESPACE, ClosedBy, StepRecorded
 from schemas.rules import Refused, admit
 from schemas.settings import ArtConfig
 from streams.assembly import assemble, missing_steps
 from streams.crash import guarded
 from streams.mirror import Mirror
 from streams.state import Held, Origin, SessionState, due_closure, fold_many, force_close, record_digest
+from streams.topics import DeadLetters, raw_topic
 
 log = logging.getLogger(__name__)
 UNKNOWN_SESSION = "unknown session: no session_started (seq 0) arrived before the gap timeout"
@@ -40,20 +41,18 @@ class SessionProcessor:
     """Owns the fold table, the step cache and the emitters of one worker."""
 
     def __init__(self, app: faust.App, cfg: ArtConfig, codec: Codec, mirror: Mirror | None,
-                 log_epoch: int = 0, repair_after_s: float = 2.0) -> None:
+                 log_epoch: int = 0, repair_after_s: float | None = None) -> None:
         topics = cfg.kafka.topics()
         self.cfg = cfg
         self.codec = codec
         self.mirror = mirror
         self.log_epoch = log_epoch
-        self.repair_after_s = repair_after_s
-        raw: dict[str, Any] = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-        self.source = app.topic(topics.session_events.name, partitions=topics.session_events.partitions, **raw)
-        self.trajectories = app.topic(topics.trajectories.name, partitions=topics.trajectories.partitions, **raw)
-        self.dead_letters = app.topic(topics.dead_letters.name, partitions=topics.dead_letters.partitions, **raw)
+        self.repair_after_s = cfg.stream.repair_after_s if repair_after_s is None else repair_after_s
+        self.source = raw_topic(app, topics.session_events)
+        self.trajectories = raw_topic(app, topics.trajectories)
+        self.dead_letters = DeadLetters(app, topics.dead_letters, codec, DEAD_LETTER_NAMESPACE, log_epoch)
         self.source_topic = topics.session_events.name
         self.trajectory_topic = topics.trajectories.name
-        self.dead_letter_topic = topics.dead_letters.name
         self.table = app.Table("sessions", default=None, partitions=topics.session_events.partitions,
                                use_partitioner=True, key_type=bytes, value_type=bytes)
         self.steps: dict[str, dict[int, StepRecorded]] = defaultdict(dict)
@@ -61,7 +60,7 @@ class SessionProcessor:
         self.dead_lettered = 0
         self._open: set[bytes] = set()  # keys of sessions not emitted yet, for the sweeper
         self._full_scan_at = 0.0
-        self.full_scan_interval_s = 30.0
+        self.full_scan_interval_s = cfg.stream.full_scan_interval_s
 
     # --- state access ---------------------------------------------------------------------
 
@@ -130,15 +129,13 @@ class SessionProcessor:
             await self.dead_letter(held.origin, None, reason, held)
 
     async def dead_letter(self, origin: Origin, raw: bytes | None, reason: str, held: Held | None = None) -> None:
-        """One dead letter per record (its id is its log coordinates), raw bytes included."""
+        """One dead letter per record (its id is its log coordinates, ``schemas.models.dead_letter_id``),
+        raw bytes included."""
         if raw is None and held is not None:  # canonical records re-encode to their own bytes
             raw = self.codec.encode(origin.topic or self.source_topic, held.event)
-        letter = DeadLetter(event_id=dead_letter_id(origin.log_epoch, origin.topic, origin.partition, origin.offset),
-                            source_topic=origin.topic, source_partition=origin.partition,
-                            source_offset=origin.offset, raw=raw or b"", reason=reason)
-        await self.dead_letters.send(value=self.codec.encode(self.dead_letter_topic, letter))
+        await self.dead_letters.send(origin.topic, origin.partition, origin.offset, raw, reason,
+                                     log_epoch=origin.log_epoch)
         self.dead_lettered += 1
-        log.warning("dead-lettered %s/%d@%d: %s", origin.topic, origin.partition, origin.offset, reason[:300])
 
     # --- closing --------------------------------------------------------------------------
 
@@ -254,8 +251,11 @@ class SessionProcessor:
         await asyncio.gather(*(self.close_safely(sid, reason, mirrored.get(sid)) for sid, reason in closing))
 
 
-def attach(app: faust.App, processor: SessionProcessor, batch: int = 5000, within_s: float = 0.25) -> None:
-    """Register the agent, the sweeper timer and the web view on ``app``."""
+def attach(app: faust.App, processor: SessionProcessor, batch: int | None = None,
+           within_s: float | None = None) -> None:
+    """Register the agent, the sweeper timer and the web view on ``app`` (batch and wait: ``[art.stream]``)."""
+    batch = batch or processor.cfg.stream.fold_batch
+    within_s = within_s or processor.cfg.stream.fold_wait_s
 
     @app.agent(processor.source, name="sessions")
     async def sessions(stream: faust.StreamT[bytes]) -> None:

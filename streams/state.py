@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from schemas.limits import MAX_TRAJECTORY_BYTES
 from schemas.models import (
@@ -24,9 +24,8 @@ from schemas.models import (
     SessionStarted,
     StepRecorded,
     Timestamp,
-    TrajectoryMetadata,
-    UseTool,
 )
+from schemas.totals import RunningTotals
 
 NO_DIGEST = "........"  # a seq below next_seq that never arrived (closed over a gap)
 
@@ -60,7 +59,9 @@ class Held(BaseModel):
                                    origin=origin or Origin())
 
 
-class SessionState(BaseModel):
+class SessionState(RunningTotals):
+    """A session's fold state; the running totals' fields (``schemas.totals``) sit flat beside these."""
+
     model_config = ConfigDict(extra="forbid")
 
     session_id: str
@@ -76,12 +77,6 @@ class SessionState(BaseModel):
     completed_at: Timestamp | None = None
     last_event_at: Timestamp | None = None
     step_seqs: list[int] = Field(default_factory=list)
-    step_count: int = 0
-    total_tokens: int = 0
-    total_cost: float = 0.0
-    tools_used: list[str] = Field(default_factory=list)
-    error_count: int = 0
-    execution_time_ms: int = 0
     last_seen: float = 0.0  # processing clock (time.time) of the last event, for the idle timeout
     gap_since: float | None = None  # processing clock when the oldest pending event arrived
     duplicates: int = 0
@@ -96,14 +91,6 @@ class SessionState(BaseModel):
         """Seqs below the highest seen that have not arrived."""
         top = max(self.pending) if self.pending else self.next_seq - 1
         return [s for s in range(self.next_seq, top) if s not in self.pending]
-
-    def metadata(self) -> TrajectoryMetadata:
-        ok = self.step_count - self.error_count
-        return TrajectoryMetadata(
-            step_count=self.step_count, total_tokens=self.total_tokens, total_cost=round(self.total_cost, 10),
-            tools_used=list(self.tools_used), error_count=self.error_count,
-            execution_time_ms=self.execution_time_ms,
-            efficiency=ok / self.step_count if self.step_count else 0.0)
 
 
 @dataclass
@@ -124,13 +111,7 @@ def _apply(state: SessionState, held: Held) -> None:
         state.started_at = event.ts
     elif isinstance(payload, StepRecorded):
         state.step_seqs.append(event.seq)
-        state.step_count += 1
-        state.total_tokens += payload.tokens
-        state.total_cost += payload.cost
-        state.execution_time_ms += payload.execution_time_ms
-        state.error_count += payload.error is not None
-        if isinstance(payload.action, UseTool) and payload.action.tool not in state.tools_used:
-            state.tools_used.append(payload.action.tool)
+        state.add(payload)
     elif isinstance(payload, SessionCompleted):
         state.completed = payload
         state.completed_seq = event.seq

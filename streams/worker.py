@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import socket
 import sys
 from pathlib import Path
 
+from cli.logs import configure_logging
 from schemas.codec import Codec
 from schemas.registry import registry_for
+from schemas.runtime import free_port
 from schemas.settings import load_config
 from store.clickhouse import writer
 from streams.app import create_app
 from streams.judging import attach_judging
 from streams.mirror import Mirror
 from streams.sessions import SessionProcessor, attach
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,11 +28,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-judging", action="store_true", help="do not judge trajectories or assign rewards")
     parser.add_argument("--log-epoch", type=int, default=int(os.environ.get("ART_LOG_EPOCH", "0")))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     cfg = load_config(args.config)
     codec = Codec(registry_for(cfg.kafka.schema_registry_url, cfg.storage.data_dir))
     mirror = Mirror(lambda: writer(cfg, args.clickhouse), codec) if args.clickhouse else None
-    app = create_app(cfg, args.bootstrap, args.web_port or _free_port())
+    app = create_app(cfg, args.bootstrap, args.web_port or free_port())
     attach(app, SessionProcessor(app, cfg, codec, mirror, log_epoch=args.log_epoch))
     if not args.no_judging:
         attach_judging(app, cfg, codec, log_epoch=args.log_epoch)

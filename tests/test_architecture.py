@@ -20,9 +20,12 @@ FORBIDDEN = {
     "learning": {"streams", "consumers", "bench"},
     "agents": {"streams", "consumers", "trainer", "learning", "serving", "stack", "bench"},
     "schemas": {"streams", "consumers", "trainer", "agents", "judges", "store", "stack", "bench", "serving",
-                "learning"},
-    "judges": {"streams", "consumers", "trainer", "stack", "bench", "serving", "learning"},
-    "store": {"streams", "consumers", "trainer", "agents", "judges", "stack", "bench", "serving", "learning"},
+                "learning", "cli"},
+    "judges": {"streams", "consumers", "trainer", "stack", "bench", "serving", "learning", "cli"},
+    "store": {"streams", "consumers", "trainer", "agents", "judges", "stack", "bench", "serving", "learning",
+              "cli"},
+    # the shared CLI layer (consoles, options, store clients, logging, error boundary) every command uses
+    "cli": {"streams", "consumers", "trainer", "agents", "judges", "stack", "serving", "bench", "learning", "ui"},
     # serving reads the registry (trainer) and answers agents over HTTP: it never touches the pipeline
     "serving": {"streams", "consumers", "agents", "judges", "stack", "bench", "learning"},
     # capture reaches the pipeline only through the tracking SDK and the schemas

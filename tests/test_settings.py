@@ -29,15 +29,42 @@ def test_defaults_put_chdb_in_the_data_dir() -> None:
 
 
 @pytest.mark.parametrize(("env", "message"), [
-    ({"ART_KAFKA_SESSION_PARTITIONS": "zero"},
-     "art.kafka.session_partitions = 'zero': Input should be a valid integer"),
-    ({"ART_REWARD_THRESHOLD": "2"}, "art.reward_threshold = '2': Input should be less than or equal to 1"),
-    ({"ART_CLICKHOUSE_DATABASE": "bad-name"}, "art.clickhouse.database = 'bad-name': String should match pattern"),
+    ({"ART_KAFKA_SESSION_PARTITIONS": "zero"}, "invalid config (defaults): art.kafka.session_partitions = 'zero' "
+     "(from ART_KAFKA_SESSION_PARTITIONS): Input should be a valid integer, unable to parse string as an integer"),
+    ({"ART_REWARD_THRESHOLD": "2"}, "invalid config (defaults): art.reward_threshold = '2' (from "
+     "ART_REWARD_THRESHOLD): Input should be less than or equal to 1"),
+    ({"ART_CLICKHOUSE_DATABASE": "bad-name"}, "invalid config (defaults): art.clickhouse.database = 'bad-name' "
+     "(from ART_CLICKHOUSE_DATABASE): String should match pattern '^[A-Za-z_][A-Za-z0-9_]*$'"),
+    ({"ART_JUDGE_WEIGHTS": "0.1,0.1,x,0.1,0.6"}, "invalid config (defaults): art.judge.weights.2 = 'x' (from "
+     "ART_JUDGE_WEIGHTS): Input should be a valid number, unable to parse string as a number"),
+    ({"ART_JUDGE_WEIGHTS": "0.5,0.5"}, "invalid config (defaults): art.judge.weights = ['0.5', '0.5'] (from "
+     "ART_JUDGE_WEIGHTS): List should have at least 5 items after validation, not 2"),
+    ({"ART_JUDGE_WEIGHTS": "[0.5,"}, "invalid config: ART_JUDGE_WEIGHTS = '[0.5,' is not valid JSON: "
+     "Expecting value: line 1 column 6 (char 5)"),
+    ({"ART_CAPTURE_PRICES": "m=1,2"}, "invalid config: ART_CAPTURE_PRICES = 'm=1,2': expected a JSON object, "
+     'e.g. {"key": [1, 2]}'),
 ])
-def test_invalid_values_name_the_key(env: dict[str, str], message: str) -> None:
+def test_invalid_values_name_the_key_and_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(environ=env)
-    assert message in str(info.value)
+    assert str(info.value) == message
+
+
+def test_a_file_value_is_not_blamed_on_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "art.toml"
+    path.write_text("[art.judge]\nweights = [1, 2]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={"ART_JUDGE_VERSION": "2"})
+    assert str(info.value) == (f"invalid config ({path}): art.judge.weights = [1, 2]: List should have at least "
+                               "5 items after validation, not 2")
+
+
+def test_lists_and_tables_from_the_environment() -> None:
+    cfg = load_config(environ={"ART_JUDGE_WEIGHTS": "0.1, 0.1,0.1,0.1,0.6",
+                               "ART_CAPTURE_PRICES": '{"gpt-4o-mini": [0.15, 0.6]}'})
+    assert cfg.judge.weights == [0.1, 0.1, 0.1, 0.1, 0.6]
+    assert cfg.capture.prices == {"gpt-4o-mini": [0.15, 0.6]}
+    assert load_config(environ={"ART_JUDGE_WEIGHTS": "[0.2, 0.2, 0.2, 0.2, 0.2]"}).judge.weights == [0.2] * 5
 
 
 def test_unknown_key_and_bad_toml(tmp_path: Path) -> None:

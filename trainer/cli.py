@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.options import ConfigOpt
 from trainer.config import TrainingConfig
 from trainer.errors import TrainerError
 from trainer.specializations import KEYWORDS, SPECIALIZATIONS
@@ -94,11 +95,7 @@ def _command(fn: Callable[..., None], leading: list[inspect.Parameter]) -> Calla
 
     @functools.wraps(fn)
     def wrapper(**kwargs: Any) -> None:
-        try:
-            fn(**kwargs)
-        except (TrainerError, ValueError) as exc:
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(1) from None
+        fn(**kwargs)  # TrainerError and ConfigError end at the `art` error boundary (one line, exit 2)
 
     params = [*leading, *_window_parameters(), *_config_parameters()]
     wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -118,7 +115,7 @@ SPECIALIZE_HELP = "Train a specialised model on runs whose objective matches the
 
 def _models_app() -> typer.Typer:
     models = typer.Typer(help="The model registry: list, show, promote.", no_args_is_help=True)
-    config_opt = typer.Option(None, "--config", "-c", help="art.toml")
+    config_opt = typer.Option(None, "--config", "-c", help="art.toml (default: ./art.toml or $ART_CONFIG)")
 
     def client(config: Path | None) -> Any:
         from schemas.settings import load_config
@@ -144,25 +141,17 @@ def _models_app() -> typer.Typer:
         """The evaluation summary (when evaluated), then the registry row as JSON."""
         from trainer.registry import evaluation_summary, get_model
 
-        try:
-            record = get_model(client(config), model_id)
-            for line in evaluation_summary(record):
-                typer.echo(line)
-            typer.echo(record.model_dump_json(indent=1))
-        except TrainerError as exc:
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(1) from None
+        record = get_model(client(config), model_id)
+        for line in evaluation_summary(record):
+            typer.echo(line)
+        typer.echo(record.model_dump_json(indent=1))
 
     @models.command("promote")
     def promote(model_id: str, config: Path | None = config_opt) -> None:
         """Make MODEL_ID the champion of its specialisation."""
         from trainer.registry import promote as do_promote
 
-        try:
-            m = do_promote(client(config), model_id)
-        except TrainerError as exc:
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(1) from None
+        m = do_promote(client(config), model_id)
         typer.echo(f"{m.model_id} is now the {m.specialization} champion")
 
     @models.command("base")
@@ -173,12 +162,8 @@ def _models_app() -> typer.Typer:
         from trainer.basemodel import install_base
 
         art = load_config(config)
-        try:
-            record, promoted = install_base(client(config), art.storage.resolved_models_dir(),
-                                            say=lambda m: typer.echo(m, err=True))
-        except TrainerError as exc:
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(1) from None
+        record, promoted = install_base(client(config), art.storage.resolved_models_dir(),
+                                        say=lambda m: typer.echo(m, err=True))
         typer.echo(f"{record.model_id} at {record.path}" + (" -> general champion" if promoted else ""))
 
     @models.command("tiny")
@@ -192,7 +177,7 @@ def _models_app() -> typer.Typer:
 
 
 def _trainer_command(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="art.toml")] = None,
+    config: ConfigOpt = None,
     bootstrap: Annotated[str | None, typer.Option(help="Kafka bootstrap (default: art.kafka.bootstrap)")] = None,
     group_id: Annotated[str, typer.Option(help="consumer group")] = "art-trainer",
 ) -> None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-Objective = Literal["sft", "dpo", "awr"]
+from trainer.errors import TrainingConfigError
+
 OBJECTIVES: tuple[str, ...] = ("sft", "dpo", "awr")
 
 
@@ -52,12 +53,12 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, not {self.objective!r}")
+            raise TrainingConfigError(f"objective must be one of {OBJECTIVES}, not {self.objective!r}")
         for name in ("groups_per_step", "num_epochs", "max_steps", "batch_size", "max_length", "lora_r"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
+                raise TrainingConfigError(f"{name} must be >= 1")
         if not 0 <= self.eval_fraction < 1:
-            raise ValueError("eval_fraction must be in [0, 1)")
+            raise TrainingConfigError("eval_fraction must be in [0, 1)")
 
     def target_modules(self) -> list[str] | str:
         text = self.lora_target_modules.strip()

@@ -82,6 +82,9 @@ def build_tiny_model(path: Path, spec: TinySpec | None = None) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
 
+    from trainer.train import quiet_transformers
+
+    quiet_transformers()
     spec = spec or TinySpec()
     texts = synthetic.corpus(400) + FRAMING * 20
     if spec.vocab_size > 1024:

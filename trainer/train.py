@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from cli.output import err
 from trainer import datasets
 from trainer.batches import collate
 from trainer.checkpoints import checkpoint_dirs, load_checkpoint, save_checkpoint
@@ -78,12 +79,22 @@ def build_data(cfg: TrainingConfig, window: Window, heldout: Window | None, toke
     return data
 
 
+def quiet_transformers() -> None:
+    """No per-file progress bars or advice from transformers: `art train` and `art demo` show their own
+    progress, and a bar per load or save of a 20M-parameter model is noise in their output."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 def load_policy(cfg: TrainingConfig) -> tuple[Any, Any]:
     """(peft model with fresh LoRA adapters, tokenizer); seeded first, since LoRA init draws from torch's RNG."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    quiet_transformers()
     path = Path(cfg.model_path)
     if not (path / "config.json").exists():
         raise TrainerError(f"model_path {cfg.model_path!r} is not a local HF model directory")
@@ -202,7 +213,7 @@ def fit(cfg: TrainingConfig, data: TrainData, run_dir: Path, *, model: Any = Non
     train_seconds, tokens = 0.0, 0
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn()]
-    with Progress(*columns, disable=not progress) as bar:
+    with Progress(*columns, disable=not progress, console=err) as bar:  # progress on stderr, results on stdout
         task = bar.add_task(f"{cfg.objective} {run_dir.name}", total=total, completed=start, loss="-")
         step = start
         while step < total and not state["stopped_early"]:

@@ -1,7 +1,7 @@
 """What the live page reads from the broker: each partition's highwater and each group's commits.
 
 Read-only: no group is joined, nothing is produced or committed. The embedded broker's end offsets
-(ListOffsets latest) are wrong (the last batch's base offset + 1, shared/BROKER.md), so the log end
+(ListOffsets latest) are wrong (the last batch's base offset + 1, docs/broker.md), so the log end
 shown is the highwater of a fetch response, which is right on Tansu and Kafka alike. Each sample
 fetches at most one byte per partition from the last highwater seen (ListOffsets only places the
 first fetch of a partition; it is at or below the true end on both brokers).

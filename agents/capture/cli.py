@@ -4,46 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from schemas.errors import ConfigError
+from cli.logs import configure_logging
+from cli.options import ConfigOpt
+from cli.output import err, fail
 from schemas.settings import load_config
-
-err_console = Console(stderr=True)
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="art.toml (default: ./art.toml or $ART_CONFIG)")]
 
 
 def _serve(kind: str, config: Path | None, host: str | None, port: int, upstream: str | None) -> None:
     from agents.capture.run import serve
     from agents.tracking import TrackingError
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+    configure_logging(quiet=("aiokafka",))
+    cfg = load_config(config)
     host = host or cfg.capture.host
     if kind == "proxy":
         upstream = upstream or cfg.capture.proxy_upstream
         if not upstream:
-            err_console.print("[red]error:[/red] no upstream: pass --upstream URL or set capture.proxy_upstream")
-            raise typer.Exit(2)
+            raise fail("no upstream: pass --upstream URL or set capture.proxy_upstream", 2)
     where = f"http://{host}:{port}" + ("/v1" if kind == "proxy" else "/v1/traces")
-    err_console.print(f"{kind} on {where}" + (f" -> {upstream}" if upstream else "") + " (Ctrl-C stops)")
+    err.print(f"{kind} on {where}" + (f" -> {upstream}" if upstream else "") + " (Ctrl-C stops)")
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(kind, cfg, host=host, port=port, upstream=upstream))
     except (TrackingError, OSError, ValueError) as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(1) from None
+        raise fail(str(exc)) from None
 
 
 def proxy(upstream: Annotated[str | None, typer.Option(

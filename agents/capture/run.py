@@ -23,6 +23,7 @@ from agents.capture.receiver import OtlpReceiver
 from agents.capture.sessions import SessionBook
 from agents.capture.traces import TraceBuffer
 from agents.tracking import Tracker
+from cli.logs import configure_logging
 from schemas.codec import Codec
 from schemas.registry import registry_for
 from schemas.settings import ArtConfig, load_config
@@ -95,8 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epoch-file", type=Path, help="the embedded stack's stack.json (broker restarts)")
     parser.add_argument("--config", type=Path)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    configure_logging(quiet=("aiokafka",))
     cfg = load_config(args.config)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.kind, cfg, host=args.host or cfg.capture.host, port=args.port,

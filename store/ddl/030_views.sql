@@ -135,3 +135,20 @@ SELECT
     e.finished_at AS finished_at
 FROM evaluations AS e FINAL
 LEFT JOIN (SELECT model_id, objective, is_champion FROM models FINAL) AS m ON m.model_id = e.model_id;
+
+-- Per agent and reward version (the runs that version scored): how many, how often they succeed, how
+-- long they take (p50/p90 steps) and the average reward:
+--   SELECT * FROM agent_performance WHERE reward_version = 'ruler-heuristic@1' ORDER BY success_rate DESC
+CREATE OR REPLACE VIEW agent_performance AS
+SELECT
+    t.agent_name AS agent_name,
+    r.reward_version AS reward_version,
+    count() AS trajectories,
+    countIf(t.status = 'succeeded') / count() AS success_rate,
+    quantileExact(0.5)(t.step_count) AS p50_steps,
+    quantileExact(0.9)(t.step_count) AS p90_steps,
+    avg(t.step_count) AS avg_steps,
+    avg(r.total) AS avg_reward
+FROM trajectories AS t FINAL
+INNER JOIN rewards AS r FINAL ON r.session_id = t.session_id
+GROUP BY agent_name, reward_version

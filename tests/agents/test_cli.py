@@ -16,9 +16,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from agents.cli import register
+from agents.missions import EXAMPLE_MISSION, load_mission
 from agents.patterns import SuccessPattern, keywords, store_patterns
 from schemas.models import SessionStatus
+from stack.cli import build_app
 from tests.agents.support import ChatServer, MemoryOpener
 
 MISSION = """
@@ -31,14 +32,7 @@ success_criteria: [answer is 391]
 
 
 def app() -> typer.Typer:
-    root = typer.Typer()
-
-    @root.callback()
-    def main() -> None:
-        """art (test)"""
-
-    register(root)
-    return root
+    return build_app()
 
 
 @pytest.fixture
@@ -66,7 +60,7 @@ def test_help_texts(runner: CliRunner) -> None:
 def test_no_llm_endpoint_is_a_clear_error(runner: CliRunner, tmp_path: Path) -> None:
     config, mission = files(tmp_path, "[art.models]\nllm_model = 'm'\n")
     result = runner.invoke(app(), ["run", str(mission), "--config", str(config)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no LLM endpoint configured: set llm_base_url under [art.models]" in result.output
 
 
@@ -74,7 +68,7 @@ def test_mission_errors_are_reported(runner: CliRunner, tmp_path: Path) -> None:
     config, mission = files(tmp_path, "[art.models]\nllm_base_url = 'http://127.0.0.1:9/v1'\n",
                             MISSION.replace("max_iterations: 4", "max_iterations: lots"))
     result = runner.invoke(app(), ["run", str(mission), "--config", str(config)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "agent_config.max_iterations: Input should be a valid integer" in result.output
 
 
@@ -171,3 +165,45 @@ def test_the_real_tracker_fits_the_port() -> None:
                        (StepRecorder.complete, session_cls.complete)]:
         wanted = set(inspect.signature(port).parameters) - {"self"}
         assert wanted <= set(inspect.signature(impl).parameters), impl
+
+
+def test_a_run_that_does_not_succeed_says_why(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              chat_server: ChatServer) -> None:
+    fake = types.ModuleType("agents.tracking")
+    fake.Tracker = FakeTracker  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "agents.tracking", fake)
+    config, mission = files(tmp_path, f'[art.models]\nllm_base_url = "{chat_server.base_url}"\nllm_model = "tiny"\n')
+    call = json.dumps({"action": "use_tool", "tool": "calculator", "input": "17*23"})
+    chat_server.script("decide", *[call] * 4)
+    failed = runner.invoke(app(), ["run", str(mission), "--config", str(config), "--no-patterns"])
+    assert failed.exit_code == 0, failed.output
+    sid = FakeTracker.made[-1].sessions[0].session_id
+    assert failed.stderr == f"{sid} failed: no answer within max_iterations (4 steps)\n"
+    chat_server.status = 400
+    broken = runner.invoke(app(), ["run", str(mission), "--config", str(config), "--no-patterns"])
+    assert broken.exit_code == 2, broken.output
+    sid = FakeTracker.made[-1].sessions[0].session_id
+    assert broken.stderr.startswith(f"{sid} error: LLM call failed: ") and broken.stderr.count("\n") == 1
+
+
+def test_init_writes_the_example_mission_that_help_and_readme_show(runner: CliRunner, tmp_path: Path) -> None:
+    config = tmp_path / "conf" / "art.toml"
+    result = runner.invoke(app(), ["init", str(config), "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 0, result.output
+    written = (tmp_path / "conf" / "mission.yaml").read_text()
+    assert written == EXAMPLE_MISSION and load_mission(tmp_path / "conf" / "mission.yaml").rollouts == 2
+    assert EXAMPLE_MISSION in (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    wide = CliRunner(env={"COLUMNS": "200"}).invoke(app(), ["run", "--help"]).output
+    for line in ("success_criteria: texts the answer must contain", "max_iterations: steps before the run stops",
+                 "calculator: evaluate arithmetic", "  rollouts: 2", "[art.models] llm_model"):
+        assert line in wide, line
+
+
+def test_patterns_find_says_when_nothing_matched(runner: CliRunner, tmp_path: Path, store: Any,
+                                                 clickhouse_dsn: str, database: str) -> None:
+    config = tmp_path / "art.toml"
+    config.write_text(f'[art.clickhouse]\ndsn = "{clickhouse_dsn}"\ndatabase = "{database}"\n')
+    result = runner.invoke(app(), ["patterns", "find", "bake bread", "--config", str(config)])
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert result.stderr == ("no stored pattern is similar to 'bake bread' (`art patterns refresh` stores them "
+                             "from high-reward runs)\n")

@@ -106,9 +106,9 @@ def test_store_is_idempotent_and_retrieval_ranks_by_similarity(store: Any) -> No
 
 def test_keywords_and_ranking_are_deterministic() -> None:
     assert keywords("What is the capital of France? The CAPITAL!") == ["capital", "france"]
-    patterns = [SuccessPattern(session_id=s, objective=o, reward=r, keywords=keywords(o)) for s, o, r in [
-        ("a", "capital of France", 0.8), ("b", "capital of France", 0.9), ("c", "population of France", 0.99),
-        ("d", "bake bread", 1.0)]]
+    patterns = [SuccessPattern(session_id=s, objective=o, reward=r, keywords=keywords(o), actions=[s])
+                for s, o, r in [("a", "capital of France", 0.8), ("b", "capital of France", 0.9),
+                                ("c", "population of France", 0.99), ("d", "bake bread", 1.0)]]
     ranked = rank_patterns("What is the capital of France?", patterns, k=3)
     assert [r.pattern.session_id for r in ranked] == ["b", "a", "c"]  # equal similarity: higher reward first
     assert ranked[0].similarity == ranked[1].similarity == 1.0
@@ -123,3 +123,12 @@ def test_store_patterns_writes_rows(store: Any) -> None:
     assert store_patterns(store, [pattern]) == 1 and store_patterns(store, []) == 0
     assert load_patterns(store) == [pattern]
     assert load_patterns(store, min_reward=0.9) == []
+
+
+def test_runs_that_did_the_same_are_one_pattern() -> None:
+    same = [SuccessPattern(session_id=s, objective="capital of France", reward=r, actions=["lookup: france"],
+                           keywords=keywords("capital of France")) for s, r in [("a", 0.8), ("b", 0.9), ("c", 0.9)]]
+    other = SuccessPattern(session_id="d", objective="capital of France", reward=0.7, actions=["search: paris"],
+                           keywords=keywords("capital of France"))
+    ranked = rank_patterns("What is the capital of France?", [*same, other], k=3)
+    assert [r.pattern.session_id for r in ranked] == ["b", "d"]  # the best of the three twins, then the other

@@ -175,9 +175,9 @@ def test_sql_and_stats_commands_reach_the_running_stack(stack: RunningStack) -> 
     csv_out = run("sql", "SELECT 1 AS a, 'x' AS b", "--format", "csv")
     assert csv_out.stdout.splitlines()[-2:] == ["a,b", "1,x"]
     refused = run("sql", "DROP TABLE steps")  # the full attack suite is tests/store/test_attacks.py
-    assert refused.returncode == 1 and "not DropQuery. (READONLY)" in refused.stdout
+    assert refused.returncode == 1 and "not DropQuery. (READONLY)" in refused.stderr
     sneaky = run("sql", "SELECT 1; DROP TABLE steps")
-    assert sneaky.returncode == 1 and "Multi-statements are not allowed" in sneaky.stdout
+    assert sneaky.returncode == 1 and "Multi-statements are not allowed" in sneaky.stderr
     assert run("sql", "SELECT count() FROM steps", "--format", "csv").returncode == 0
     stats = run("stats")
     assert stats.returncode == 0 and "Total trajectories:" in stats.stdout

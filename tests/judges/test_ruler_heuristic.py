@@ -8,9 +8,10 @@ import uuid
 
 import pytest
 
-from judges import RULER_WEIGHTS, HeuristicRuler, JudgeError, Ruler, advantages, reward_id
+from judges import RULER_WEIGHTS, HeuristicRuler, JudgeError, Ruler, advantages, build_ruler, reward_id
 from judges.contract import ID_NAMESPACE
 from schemas.models import ClosedBy, SessionStatus
+from schemas.settings import load_config
 from tests.judges.builders import answer, tool, trajectory
 
 
@@ -34,18 +35,36 @@ def test_group_of_three_by_hand() -> None:
     assert (a.success, a.efficiency, a.quality, a.novelty) == (1.0, 1.0, 1.0, 0.0)
     assert a.total == pytest.approx(0.9)
     assert b.total == a.total and b.novelty == 0.0
-    # c: criterion missed -> 0; 3 steps vs 3 -> 1; quality = (0.5 + 0.5 + 1 + 1)/4; calls shared with nobody
-    assert (c.success, c.efficiency, c.quality, c.novelty) == (0.0, 1.0, 0.75, 1.0)
-    assert c.total == pytest.approx(0.2 + 0.3 * 0.75 + 0.1)
-    std = math.sqrt(((0.125 ** 2) * 2 + 0.25 ** 2) / 3)  # mean 0.775
-    assert a.advantage == pytest.approx(0.125 / (std + 1e-6))
-    assert c.advantage == pytest.approx(-0.25 / (std + 1e-6))
+    # c: criterion missed -> 0; 3 steps vs 3 -> 1; calls shared with nobody -> novelty 1; quality = the judge's
+    # overall under the default weights: 0.4*0 + 0.2*(quality 0.5 * (0.5 + 0.5*recovery 1)) + 0.2*1
+    # + 0.1*(tool usage 0.5) + 0.1*(coherence 1) = 0.45
+    assert (c.success, c.efficiency, c.novelty) == (0.0, 1.0, 1.0)
+    assert c.quality == pytest.approx(0.45)
+    assert c.total == pytest.approx(0.2 + 0.3 * 0.45 + 0.1)
+    std = math.sqrt(((0.155 ** 2) * 2 + 0.31 ** 2) / 3)  # mean 0.745
+    assert a.advantage == pytest.approx(0.155 / (std + 1e-6))
+    assert c.advantage == pytest.approx(-0.31 / (std + 1e-6))
     assert sum(r.advantage for r in rewards) == pytest.approx(0.0, abs=1e-9)
     assert all(r.confidence == 0.75 and r.group_size == 3 and r.group_id == "g" for r in rewards)
     assert all(r.reward_version == "ruler-heuristic@1" for r in rewards)
     assert a.reasoning.startswith("rank 1/3") and c.reasoning.startswith("rank 3/3")
     assert a.event_id == reward_id("a", "ruler-heuristic@1") == uuid.uuid5(
         ID_NAMESPACE, json.dumps(["a", "ruler-heuristic@1"]))
+
+
+def test_judge_weights_flow_into_rewards() -> None:
+    """A judge version with other weights is another quality, so other rewards (not only other judgments)."""
+    group = [good("a"), poor("c")]
+    before = HeuristicRuler().score_group(group)
+    config = load_config(environ={"ART_JUDGE_WEIGHTS": "0.1,0.1,0.1,0.1,0.6", "ART_JUDGE_VERSION": "2",
+                                  "ART_JUDGE_REWARD_VERSION": "ruler-heuristic@2"})
+    after = build_ruler(config).score_group(group)
+    # c under (0.1, 0.1, 0.1, 0.1, 0.6): 0.1*0 + 0.1*0.5 + 0.1*1 + 0.1*0.5 + 0.6*1 = 0.8
+    assert after[1].quality == pytest.approx(0.8) and before[1].quality == pytest.approx(0.45)
+    assert after[1].total == pytest.approx(0.2 + 0.3 * 0.8 + 0.1)
+    # a: every metric 1, so any weights give quality 1; calls unlike c's -> novelty 1
+    assert after[0].total == before[0].total == pytest.approx(1.0)
+    assert {r.reward_version for r in after} == {"ruler-heuristic@2"}
 
 
 def test_weights_documented() -> None:

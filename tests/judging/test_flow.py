@@ -178,9 +178,11 @@ def test_replay_from_a_time_reads_only_later_trajectories(stack: RunningStack) -
     assert count(client, "judgments", State.ids, "judge_version IN ('recent', 'mirror')") == 0
     wait_for(lambda: count(client, "rewards", State.later_ids, "reward_version = 'ruler-heuristic@mirror'") >= 4)
     bad = art(stack, "replay", "--from", "yesterday-ish", "--judge", "heuristic@9")
-    assert bad.returncode == 2 and "ISO date/time" in bad.stdout
+    assert (bad.returncode, bad.stderr) == (2, "error: --from must be an ISO date/time or 'beginning', not "
+                                                "'yesterday-ish'\n")
     bad_judge = art(stack, "replay", "--from", "beginning", "--judge", "heuristic")
-    assert bad_judge.returncode == 2
+    assert (bad_judge.returncode, bad_judge.stderr) == (
+        2, "error: invalid judge: --judge must be name@version, e.g. heuristic@2 (got 'heuristic')\n")
 
 
 def test_views_answer_analyst_questions(stack: RunningStack) -> None:

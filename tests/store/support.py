@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import typer
 from typer.testing import CliRunner
 
-from stack import commands
+from stack.cli import build_app
 from store.secret import WRITER_USER, load, secret_file
 from tests.ingest.stack import RunningStack
 
@@ -74,8 +73,7 @@ def cli_env(data_dir: Path, db: str) -> dict[str, str]:
 
 def art_sql(env: dict[str, str], *extra: str) -> Callable[[str], tuple[bool, str]]:
     """`art sql` in this process (CliRunner): (succeeded, output)."""
-    app = typer.Typer()
-    commands.register(app)
+    app = build_app()
 
     def run(sql: str) -> tuple[bool, str]:
         result = CliRunner().invoke(app, ["sql", sql, "--format", "csv", *extra], env=env, catch_exceptions=False)

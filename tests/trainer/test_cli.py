@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from trainer.cli import register
+from stack.cli import build_app
 
 pytestmark = pytest.mark.train
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,9 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-    return app
+    return build_app()
 
 
 def test_import_stays_light() -> None:
@@ -55,6 +53,17 @@ def test_train_then_models_list_show_promote(app: typer.Typer, filled_store: Any
     assert '"objective": "sft"' in runner.invoke(app, ["models", "show", model_id]).output
     assert runner.invoke(app, ["models", "promote", model_id]).exit_code == 0
     assert runner.invoke(app, ["models", "list"]).output.startswith("* m-")
-    assert runner.invoke(app, ["models", "show", "nope"]).exit_code == 1
+    missing = runner.invoke(app, ["models", "show", "nope"])
+    assert missing.exit_code == 2 and missing.stderr == "error: no model nope in the registry\n", missing.output
     bad = runner.invoke(app, ["specialize", "cooking", "--model-path", str(tiny_model)])
-    assert bad.exit_code == 1 and "unknown specialization" in bad.output
+    assert bad.exit_code == 2, bad.output
+    assert bad.stderr.startswith("error: unknown specialization 'cooking': use one of "), bad.output
+
+
+def test_building_and_loading_a_model_prints_no_progress_bars(tmp_path: Path) -> None:
+    code = ("import sys; from pathlib import Path; from trainer.tinymodel import build_tiny_model; "
+            "from trainer.config import TrainingConfig; from trainer.train import load_policy; "
+            f"p = build_tiny_model(Path({str(tmp_path / 'm')!r})); load_policy(TrainingConfig(model_path=str(p)))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout, done.stderr) == ("", "")  # no "Loading weights", no "Writing model shards"
