@@ -99,7 +99,7 @@ class LearningConfig(Section):
 
     promotion_margin: float = Field(0.05, ge=0, le=1, description="held-out task success a new model must beat "
                                     "the champion's by to replace it")
-    rounds: int = Field(3, ge=1, le=100)
+    rounds: int = Field(3, ge=1, le=100, description="rounds of `art loop`: run, judge, train, evaluate, promote")
     groups: int = Field(24, ge=1, description="training missions per round, each run as one group of "
                         "judge.rollouts_per_group sampled runs (RULER compares them)")
     temperature: float = Field(0.7, ge=0, le=2, description="sampling temperature of the training runs")

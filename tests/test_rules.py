@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.models import Answer, SessionCompleted, SessionEvent, SessionStarted, SessionStatus, StepRecorded
 from schemas.limits import MAX_SEQ
+from schemas.models import Answer, SessionCompleted, SessionEvent, SessionStarted, SessionStatus, StepRecorded
 from schemas.rules import check, valid_sql, violation
 from store.clickhouse import literal
 

@@ -39,6 +39,7 @@ class Record:
 
     offset: int
     value: bytes
+    key: bytes  # the session id (the sink refuses a record keyed otherwise)
 
 
 def stored_columns(client: Any, table: str) -> list[str]:
@@ -101,7 +102,8 @@ async def test_python_and_clickhouse_store_the_same_rows(clickhouse_dsn: str, da
     topics = Topics(prefix="rows.", session_partitions=1)
     codec = Codec(LocalRegistry(tmp_path / "registry.json"))
     batch = {TopicPartition(topics.session_events.name, 0): [
-        Record(i, codec.encode(topics.session_events.name, e)) for i, e in enumerate(events("s-rows"))]}
+        Record(i, codec.encode(topics.session_events.name, e), e.session_id.encode())
+        for i, e in enumerate(events("s-rows"))]}
     python_db = f"{database}_py"
     ensure_schema(connect(clickhouse_dsn, python_db))
     for db, in_clickhouse in ((database, True), (python_db, False)):
