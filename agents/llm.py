@@ -58,18 +58,18 @@ class _Message(BaseModel):
     content: str | None = None
 
 
-class _TokenLogprob(BaseModel):
+class TokenLogprob(BaseModel):
     token: str
     logprob: float
 
 
-class _Logprobs(BaseModel):
-    content: list[_TokenLogprob] | None = None
+class Logprobs(BaseModel):
+    content: list[TokenLogprob] | None = None
 
 
 class _Choice(BaseModel):
     message: _Message
-    logprobs: _Logprobs | None = None
+    logprobs: Logprobs | None = None
 
 
 class _Completion(BaseModel):
@@ -85,7 +85,7 @@ class _Refused(Exception):
 TOKEN_ID_PREFIX = "token_id:"
 
 
-def _token_trace(logprobs: _Logprobs | None) -> tuple[list[int] | None, list[float] | None]:
+def vllm_token_trace(logprobs: Logprobs | None) -> tuple[list[int] | None, list[float] | None]:
     """Token ids and logprobs from vLLM-style ``token_id:<id>`` tokens; (None, None) when absent."""
     if logprobs is None or logprobs.content is None:
         return None, None
@@ -175,7 +175,7 @@ class OpenAIChatClient:
         usage = completion.usage or _Usage()
         total = usage.total_tokens if usage.total_tokens is not None else usage.prompt_tokens + usage.completion_tokens
         choice = completion.choices[0]
-        ids, lps = _token_trace(choice.logprobs)
+        ids, lps = vllm_token_trace(choice.logprobs)
         return ChatReply(text=choice.message.content or "", prompt_tokens=usage.prompt_tokens,
                          completion_tokens=usage.completion_tokens, total_tokens=total, model=completion.model,
                          token_ids=ids, logprobs=lps)

@@ -67,6 +67,7 @@ def bench_loop(*, rounds: int, groups: int | None, per_family: int | None, objec
     models_dir = models_dir or load_config().storage.resolved_models_dir()
     base = base_model_dir(models_dir, say)
     work = data_dir or Path(tempfile.mkdtemp(prefix="art-bench-loop-"))
+    work.mkdir(parents=True, exist_ok=True)
     (work / "art.toml").write_text("[art]\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ART_")}
     env |= {"ART_CONFIG": str(work / "art.toml"), "ART_STORAGE_DATA_DIR": str(work / "data"),

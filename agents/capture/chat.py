@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.capture.steps import Completion, ToolCall, Usage
-from agents.llm import _Logprobs, _token_trace  # vLLM's token_id:<id> convention, read in one place
+from agents.llm import Logprobs, vllm_token_trace  # vLLM's token_id:<id> convention, read in one place
 
 
 class MappingError(ValueError):
@@ -78,13 +78,13 @@ def _token_ids(data: Any) -> list[int] | None:
     return None
 
 
-def token_trace(items: list[dict[str, Any]], token_ids: list[int] | None) -> tuple[tuple[int, ...] | None,
+def completion_trace(items: list[dict[str, Any]], token_ids: list[int] | None) -> tuple[tuple[int, ...] | None,
                                                                                    tuple[float, ...] | None]:
     """(token ids, their logprobs) of a completion when the upstream returned ids: as vLLM's
     ``return_tokens_as_token_ids`` tokens (``token_id:<id>``, read by ``agents.llm``'s rule) or as its
     ``token_ids`` field. Logprobs without ids cannot be aligned to tokens, so they are not kept."""
     try:
-        ids, logprobs = _token_trace(_Logprobs.model_validate({"content": items})) if items else (None, None)
+        ids, logprobs = vllm_token_trace(Logprobs.model_validate({"content": items})) if items else (None, None)
     except ValueError:
         ids, logprobs = None, None
     if ids is not None and logprobs is not None:
@@ -110,7 +110,7 @@ def completion_from_body(body: Any) -> Completion:
     calls = message.get("tool_calls") or []
     if not isinstance(calls, list):
         raise MappingError("tool_calls is not a list")
-    ids, logprobs = token_trace(_logprob_items(choice.get("logprobs")), _token_ids(choice.get("token_ids")))
+    ids, logprobs = completion_trace(_logprob_items(choice.get("logprobs")), _token_ids(choice.get("token_ids")))
     return Completion(model=str(body.get("model") or ""), content=message_text(message.get("content")),
                       tool_calls=tuple(_tool_call(c) for c in calls),
                       finish_reason=str(choice.get("finish_reason") or ""),
@@ -178,7 +178,7 @@ class StreamAccumulator:
         if not self.chunks:
             raise MappingError("stream ended without a chunk")
         calls = tuple(ToolCall(c.id, c.name, "".join(c.arguments)) for _, c in sorted(self.calls.items()))
-        ids, logprobs = token_trace(self.logprob_items, self.token_ids)
+        ids, logprobs = completion_trace(self.logprob_items, self.token_ids)
         return Completion(model=self.model, content="".join(self.content), tool_calls=calls,
                           finish_reason=self.finish_reason, usage=self.usage, response_id=self.response_id,
                           logprobs=logprobs, token_ids=ids)
