@@ -25,8 +25,8 @@ from trainer.plots import save_curves
 from trainer.specializations import GENERAL
 from trainer.train import TrainResult
 
-COLUMNS = ["model_id", "name", "base_model", "objective", "specialization", "window_id", "path", "metrics",
-           "is_champion", "created_at", "updated_at"]
+COLUMNS = ["model_id", "name", "base_model", "objective", "specialization", "window_id", "heldout_session_ids",
+           "reward_threshold", "path", "metrics", "is_champion", "created_at", "updated_at"]
 CHAMPION_METRIC = "eval_success"
 SIZE_METRIC = "eval_missions"
 BASE_OBJECTIVE = "base"
@@ -40,6 +40,8 @@ class ModelRecord(BaseModel):
     objective: str
     specialization: str = GENERAL
     window_id: str
+    heldout_session_ids: list[str] = Field(default_factory=list)  # the window's runs held out of training
+    reward_threshold: float = 0.0  # the reward a run needed to enter the training data
     path: str
     metrics: dict[str, float] = Field(default_factory=dict)
     is_champion: bool = False
@@ -60,7 +62,8 @@ def _write(client: Any, record: ModelRecord) -> None:
 
 
 def register_model(client: Any, *, result: TrainResult, cfg: TrainingConfig, window_id: str, models_dir: Path,
-                   specialization: str = GENERAL, name: str | None = None) -> ModelRecord:
+                   specialization: str = GENERAL, name: str | None = None, heldout_session_ids: list[str] | None = None,
+                   reward_threshold: float = 0.0) -> ModelRecord:
     """Copy the adapter into ``models_dir/<model_id>/`` with config, metrics, window and curves; insert the row."""
     now = _now()
     model_id = f"m-{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
@@ -69,12 +72,15 @@ def register_model(client: Any, *, result: TrainResult, cfg: TrainingConfig, win
     (folder / "config.json").write_text(cfg.to_json())
     (folder / "metrics.json").write_text(json.dumps({"metrics": result.metrics, "evals": result.evals,
                                                      "history": result.history}, indent=1))  # curves for art ui
-    (folder / "window.json").write_text(json.dumps({"window_id": window_id, "base_model": cfg.model_path}))
+    heldout = sorted(heldout_session_ids or [])
+    (folder / "window.json").write_text(json.dumps({"window_id": window_id, "base_model": cfg.model_path,
+                                                    "heldout_session_ids": heldout,
+                                                    "reward_threshold": reward_threshold}))
     save_curves(result.history, result.evals, folder / "curves.png", title=f"{model_id} ({cfg.objective})")
     record = ModelRecord(model_id=model_id, name=name or f"{specialization}-{cfg.objective}",
                          base_model=cfg.model_path, objective=cfg.objective, specialization=specialization,
-                         window_id=window_id, path=str(folder.resolve()), metrics=result.metrics,
-                         created_at=now, updated_at=now)
+                         window_id=window_id, heldout_session_ids=heldout, reward_threshold=reward_threshold,
+                         path=str(folder.resolve()), metrics=result.metrics, created_at=now, updated_at=now)
     _write(client, record)
     return record
 

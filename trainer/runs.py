@@ -126,7 +126,9 @@ def run_training(art: ArtConfig, cfg: TrainingConfig, flt: WindowFilter, *, spec
             _record_run(client, run_id, window.window_id, cfg, spec, "failed", started, error=str(exc)[:2000])
             raise
         record = register_model(client, result=result, cfg=cfg, window_id=window.window_id,
-                                models_dir=art.storage.resolved_models_dir(), specialization=spec, name=name)
+                                models_dir=art.storage.resolved_models_dir(), specialization=spec, name=name,
+                                heldout_session_ids=[t.session_id for t in heldout.trajectories],
+                                reward_threshold=art.reward_threshold)
         _record_run(client, run_id, window.window_id, cfg, spec, "finished", started, result.steps, result.metrics,
                     record.model_id)
     return RunOutcome(run_id=run_id, window_id=window.window_id, model=record, result=result)

@@ -15,3 +15,8 @@ CREATE TABLE IF NOT EXISTS models
 )
 ENGINE = ReplacingMergeTree(updated_at)
 ORDER BY model_id;
+
+-- What a model was checked against: the held-out session ids of its window (never trained on) and the
+-- reward a trajectory needed to enter its training data. Existing stores get the columns.
+ALTER TABLE models ADD COLUMN IF NOT EXISTS heldout_session_ids Array(String) AFTER window_id;
+ALTER TABLE models ADD COLUMN IF NOT EXISTS reward_threshold Float64 AFTER heldout_session_ids;

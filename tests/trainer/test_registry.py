@@ -11,7 +11,7 @@ from trainer.config import TrainingConfig
 from trainer.errors import RunLockedError
 from trainer.registry import champion, get_model, list_models, promote
 from trainer.runs import RunLock, lock_path, run_training
-from trainer.windows import WindowFilter
+from trainer.windows import WindowFilter, pull_window, split_window
 
 pytestmark = pytest.mark.train
 
@@ -33,6 +33,14 @@ def test_runs_register_models_and_promote_champions(filled_store: Any, art: ArtC
     assert (folder / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((folder / "window.json").read_text())["window_id"] == first.window_id
     assert json.loads((folder / "config.json").read_text())["model_path"] == str(tiny_model)
+    window = pull_window(filled_store, flt)  # the same rows, so the same deterministic split
+    _, heldout = split_window(window, _cfg(tiny_model).eval_fraction, _cfg(tiny_model).seed)
+    held_ids = sorted(t.session_id for t in heldout.trajectories)
+    assert held_ids and len(held_ids) < len(window.trajectories)
+    assert first.model.heldout_session_ids == held_ids and first.model.reward_threshold == art.reward_threshold
+    assert get_model(filled_store, first.model.model_id).heldout_session_ids == held_ids
+    assert get_model(filled_store, first.model.model_id).reward_threshold == art.reward_threshold
+    assert json.loads((folder / "window.json").read_text())["heldout_session_ids"] == held_ids
 
     worse = run_training(art, _cfg(tiny_model, learning_rate=0.0), flt, client=filled_store, progress=False)
     better = run_training(art, _cfg(tiny_model, max_steps=12), flt, client=filled_store, progress=False)
