@@ -75,7 +75,7 @@ def demo(config: ConfigOpt = None,
          rollouts: Annotated[int, typer.Option(help="rollouts per task (policies rotate)")] = 4,
          train: Annotated[bool, typer.Option(help="train one LoRA round when the train extra is installed")] = True,
          real: Annotated[bool, typer.Option(help="end with one short `art loop` round on the real model (SmolLM2) "
-                                                 "when it is installed")] = True,
+                                                 "when it is installed; --no-train skips it too")] = True,
          seed: Annotated[int, typer.Option(help="task and policy seed")] = 0,
          timeout: Annotated[float, typer.Option(help="seconds to wait for rows")] = 180.0) -> None:
     """Run the whole loop: stack, scripted agent fleet, judging and rewards, SQL, a training round."""
@@ -111,7 +111,7 @@ def demo(config: ConfigOpt = None,
         print_rows(list(result.column_names), result.result_rows, "table")
         if train:
             train_round(cfg, client)
-        if real:
+        if real and train:  # the real-model round trains too
             real_round(cfg, config)
     finally:
         if stack is not None:

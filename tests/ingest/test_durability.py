@@ -171,7 +171,7 @@ def test_a_kept_port_in_use_is_one_clear_error(tmp_path: Path) -> None:
         out = subprocess.run([sys.executable, "-m", "stack", "up"], env=stack.env, capture_output=True, text=True,
                              timeout=60, cwd=tmp_path)
     assert out.returncode == 1
-    assert f"port {port} of the broker, kept in {ports_file(data)}" in out.stdout
+    assert f"port {port} of the broker, kept in {ports_file(data)}" in out.stderr
     assert "Traceback" not in out.stdout + out.stderr
 
 
