@@ -9,7 +9,9 @@ located without importing it: its ``__init__`` imports the ``llm`` CLI, which we
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -55,8 +57,10 @@ def convert_gguf(gguf: Path, dest: Path, say: Callable[[str], None] = lambda m: 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     say(f"loading {gguf.name} (dequantising to fp32, ≈15 s)")
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # transformers' GGUF reader draws a plain tqdm bar per tensor on stderr: noise in `art demo`
+    with contextlib.redirect_stderr(io.StringIO()):
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
