@@ -16,11 +16,11 @@ from uuid import UUID
 
 Writer = Callable[[bytearray, Any], None]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_DOUBLE = struct.Struct("<d").pack
-_FLOAT = struct.Struct("<f").pack
+PACK_DOUBLE = struct.Struct("<d").pack
+PACK_FLOAT = struct.Struct("<f").pack
 
 
-def _long(buf: bytearray, n: int) -> None:
+def write_long(buf: bytearray, n: int) -> None:
     n = (n << 1) ^ (n >> 63)
     while n & ~0x7F:
         buf.append((n & 0x7F) | 0x80)
@@ -28,39 +28,39 @@ def _long(buf: bytearray, n: int) -> None:
     buf.append(n)
 
 
-def _string(buf: bytearray, s: str) -> None:
+def write_string(buf: bytearray, s: str) -> None:
     data = s.encode()
-    _long(buf, len(data))
+    write_long(buf, len(data))
     buf += data
 
 
-def _bytes(buf: bytearray, b: bytes) -> None:
-    _long(buf, len(b))
+def write_bytes(buf: bytearray, b: bytes) -> None:
+    write_long(buf, len(b))
     buf += b
 
 
-def _timestamp_micros(buf: bytearray, value: datetime | int) -> None:
+def write_timestamp_micros(buf: bytearray, value: datetime | int) -> None:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         delta = value - _EPOCH  # exact integer arithmetic, cheaper than ``// timedelta``
         value = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    _long(buf, value)
+    write_long(buf, value)
 
 
-def _uuid(buf: bytearray, value: UUID | str) -> None:
-    _string(buf, str(value))
+def write_uuid(buf: bytearray, value: UUID | str) -> None:
+    write_string(buf, str(value))
 
 
 PRIMITIVES: dict[str, Writer] = {
     "null": lambda buf, v: None,
     "boolean": lambda buf, v: buf.append(1 if v else 0),
-    "int": _long,
-    "long": _long,
-    "float": lambda buf, v: buf.extend(_FLOAT(v)),
-    "double": lambda buf, v: buf.extend(_DOUBLE(v)),
-    "bytes": _bytes,
-    "string": _string,
+    "int": write_long,
+    "long": write_long,
+    "float": lambda buf, v: buf.extend(PACK_FLOAT(v)),
+    "double": lambda buf, v: buf.extend(PACK_DOUBLE(v)),
+    "bytes": write_bytes,
+    "string": write_string,
 }
 
 
@@ -82,9 +82,9 @@ class SchemaCompiler:
         kind = schema["type"]
         logical = schema.get("logicalType")
         if logical == "timestamp-micros" and kind == "long":
-            return _timestamp_micros
+            return write_timestamp_micros
         if logical == "uuid" and kind == "string":
-            return _uuid
+            return write_uuid
         if kind in PRIMITIVES:
             return PRIMITIVES[kind]
         if kind == "record":
@@ -121,7 +121,7 @@ class SchemaCompiler:
         index = {s: i for i, s in enumerate(schema["symbols"])}
 
         def write(buf: bytearray, value: Any) -> None:
-            _long(buf, index[getattr(value, "value", value)])
+            write_long(buf, index[getattr(value, "value", value)])
 
         self.writers[full] = write
         return write
@@ -130,7 +130,7 @@ class SchemaCompiler:
     def _array(item: Writer) -> Writer:
         def write(buf: bytearray, value: list[Any]) -> None:
             if value:
-                _long(buf, len(value))
+                write_long(buf, len(value))
                 for v in value:
                     item(buf, v)
             buf.append(0)
@@ -141,9 +141,9 @@ class SchemaCompiler:
     def _map(item: Writer) -> Writer:
         def write(buf: bytearray, value: dict[str, Any]) -> None:
             if value:
-                _long(buf, len(value))
+                write_long(buf, len(value))
                 for k, v in value.items():
-                    _string(buf, k)
+                    write_string(buf, k)
                     item(buf, v)
             buf.append(0)
 
@@ -160,22 +160,22 @@ class SchemaCompiler:
 
             def optional(buf: bytearray, value: Any) -> None:
                 if value is None:
-                    _long(buf, null)
+                    write_long(buf, null)
                 else:
-                    _long(buf, other)
+                    write_long(buf, other)
                     other_writer(buf, value)
 
             return optional
 
         def write(buf: bytearray, value: Any) -> None:
             if value is None and null is not None:
-                _long(buf, null)
+                write_long(buf, null)
                 return
             index = records.get(value.get("-type", "")) if isinstance(value, dict) else None
             if index is None:
                 raise TypeError(f"cannot choose a union branch of {names} for {type(value).__name__} "
                                 "(records need a '-type' key)")
-            _long(buf, index)
+            write_long(buf, index)
             compiled[index](buf, value)
 
         return write

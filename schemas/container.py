@@ -18,7 +18,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from schemas.avro_writer import _long
+from schemas.avro_writer import write_long
 
 MAGIC = b"Obj\x01"
 SOURCE_FIELDS: list[dict[str, Any]] = [
@@ -32,7 +32,7 @@ SOURCE_COLUMNS = "src_epoch Int64, src_partition Int32, src_offset Int64"
 def zigzag(n: int) -> bytes:
     """Avro's variable-length zig-zag encoding of an int/long."""
     out = bytearray()
-    _long(out, n)
+    write_long(out, n)
     return bytes(out)
 
 

@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from schemas.avro_writer import _DOUBLE, _FLOAT, _long, _timestamp_micros
+from schemas.avro_writer import PACK_DOUBLE, PACK_FLOAT, write_long, write_timestamp_micros
 
 ModelWriter = Callable[[bytearray, Any], None]
 
@@ -22,7 +22,8 @@ class _Generator:
     """Emits one ``w_<record>`` function per record type into a shared namespace."""
 
     def __init__(self, schema: dict[str, Any]) -> None:
-        self.env: dict[str, Any] = {"_long": _long, "_ts": _timestamp_micros, "_DOUBLE": _DOUBLE, "_FLOAT": _FLOAT}
+        self.env: dict[str, Any] = {"write_long": write_long, "_ts": write_timestamp_micros,
+                                    "PACK_DOUBLE": PACK_DOUBLE, "PACK_FLOAT": PACK_FLOAT}
         self.named: dict[str, Any] = {}
         self.sources: list[str] = []
         self._tmp = itertools.count()
@@ -74,9 +75,9 @@ class _Generator:
         if kind in ("long", "int"):
             return self.varint(expr, pad)
         if kind == "double":
-            return [f"{pad}buf += _DOUBLE({expr})"]
+            return [f"{pad}buf += PACK_DOUBLE({expr})"]
         if kind == "float":
-            return [f"{pad}buf += _FLOAT({expr})"]
+            return [f"{pad}buf += PACK_FLOAT({expr})"]
         if kind == "boolean":
             return [f"{pad}buf.append(1 if {expr} else 0)"]
         if kind == "null":
@@ -125,7 +126,7 @@ class _Generator:
     def varint(expr: str, pad: str) -> list[str]:
         """Zig-zag varint with a one-byte fast path (most lengths, seqs and counts are small)."""
         return [f"{pad}_n = {expr}", f"{pad}if 0 <= _n < 64:", f"{pad}    buf.append(_n << 1)",
-                f"{pad}else:", f"{pad}    _long(buf, _n)"]
+                f"{pad}else:", f"{pad}    write_long(buf, _n)"]
 
     def build(self) -> ModelWriter:
         namespace = dict(self.env)

@@ -2,7 +2,8 @@
 
 Every process (agents, worker, sink, trainer, CLI) reads the same file, so this is a shared
 contract. ``ART_<SECTION>_<KEY>`` overrides ``[art.<section>] key`` and ``ART_<KEY>`` overrides
-``[art] key`` (e.g. ``ART_KAFKA_BOOTSTRAP``, ``ART_CLICKHOUSE_DSN``, ``ART_TRAINING_INTERVAL_S``).
+``[art] key`` (e.g. ``ART_KAFKA_BOOTSTRAP``, ``ART_CLICKHOUSE_DSN``, ``ART_TRAINING_INTERVAL_S``);
+``ART_TRAINING_<KEY>`` sets a key of the ``[art.training]`` table (``ART_TRAINING_LEARNING_RATE``).
 """
 
 from __future__ import annotations
@@ -150,6 +151,9 @@ class ArtConfig(Section):
                                                                  "reward")
     success_threshold: float = Field(0.8, ge=0, le=1, description="a run counts as a success at this reward "
                                                                   "(no component reads it yet)")
+    training: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="run settings of `art train` and of the trainer consumer's runs: "
+        "TrainingConfig's fields (objective, learning_rate, max_steps, ...); a flag on the command line wins")
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
@@ -165,7 +169,11 @@ class ArtConfig(Section):
         return self.clickhouse.dsn or f"chdb://{(self.storage.data_dir / 'clickhouse').resolve()}"
 
 
-SECTIONS = {name for name, f in ArtConfig.model_fields.items() if isinstance(f.default_factory, type)}
+SECTIONS = {name for name, f in ArtConfig.model_fields.items()
+            if isinstance(f.default_factory, type) and issubclass(f.default_factory, BaseModel)}
+"""Sections with a model of their own (``[art.kafka]``, ...)."""
+TABLES = {name for name, f in ArtConfig.model_fields.items() if f.default_factory is dict}
+"""Free-form tables of ``[art]`` (``[art.training]``): their keys are checked by the component that reads them."""
 
 
 def _field_annotation(section: str | None, key: str) -> Any:
@@ -201,14 +209,15 @@ def _env_overrides(environ: dict[str, str]) -> tuple[dict[str, Any], dict[tuple[
         if not name.startswith("ART_") or name == "ART_CONFIG":
             continue
         rest = name[4:].lower()
-        section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
-        if section is not None:
-            key = rest[len(section) + 1:]
-            out.setdefault(section, {})[key] = _env_value(name, value, _field_annotation(section, key))
-            origins[(section, key)] = name
-        elif rest in ArtConfig.model_fields:
+        section = next((s for s in SECTIONS | TABLES if rest.startswith(s + "_")), None)
+        if rest in ArtConfig.model_fields and rest not in TABLES:  # ART_TRAINING_INTERVAL_S: [art], not a table
             out[rest] = _env_value(name, value, _field_annotation(None, rest))
             origins[(rest,)] = name
+        elif section is not None:
+            key = rest[len(section) + 1:]
+            annotation = _field_annotation(section, key) if section in SECTIONS else None
+            out.setdefault(section, {})[key] = _env_value(name, value, annotation)
+            origins[(section, key)] = name
     return out, origins
 
 

@@ -20,7 +20,8 @@ HEADER = """# ART Stream configuration. Environment variables override any key:
 NOTES = {"models.llm_api_key": "prefer ART_MODELS_LLM_API_KEY", "kafka.bootstrap": "empty: the embedded broker of "
          "`art up`", "clickhouse.dsn": "empty: chDB in <data_dir>/clickhouse; or http://host:8123",
          "capture.prices": 'per million tokens: "model" = [input, output]'}
-EXAMPLES = {"capture.prices": '"gpt-4o-mini" = [0.15, 0.60]'}
+EXAMPLES = {"capture.prices": '"gpt-4o-mini" = [0.15, 0.60]',
+            "training": 'objective = "awr"  # and any other `art train --help` option, e.g. learning_rate = 0.0005'}
 
 
 def _toml(value: Any) -> str:

@@ -77,3 +77,11 @@ def test_unknown_key_and_bad_toml(tmp_path: Path) -> None:
         load_config(path, environ={})
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.toml", environ={})
+
+
+def test_the_training_table_takes_file_keys_and_art_training_variables(tmp_path: Path) -> None:
+    path = tmp_path / "art.toml"
+    path.write_text('[art]\ntraining_interval_s = 60.0\n[art.training]\nobjective = "awr"\nmax_steps = 12\n')
+    cfg = load_config(path, environ={"ART_TRAINING_LEARNING_RATE": "0.001", "ART_TRAINING_INTERVAL_S": "30"})
+    assert cfg.training == {"objective": "awr", "max_steps": 12, "learning_rate": "0.001"}
+    assert cfg.training_interval_s == 30.0  # ART_TRAINING_INTERVAL_S stays the [art] key, not a table entry

@@ -32,9 +32,11 @@ def _config_parameters() -> list[inspect.Parameter]:
     for f in dataclasses.fields(TrainingConfig):
         flag = "--" + f.name.replace("_", "-")
         decl = [f"{flag}/--no-{flag[2:]}"] if hints[f.name] is bool else [flag]
-        params.append(inspect.Parameter(f.name, _KW, annotation=hints[f.name],
-                                        default=typer.Option(f.default, *decl, help=f.metadata["help"],
-                                                             rich_help_panel="Training")))
+        # None: not given, so [art.training] (or the field's default) decides
+        params.append(inspect.Parameter(f.name, _KW, annotation=hints[f.name] | None,
+                                        default=typer.Option(None, *decl, rich_help_panel="Training",
+                                                             help=f"{f.metadata['help']} (default: \\[art.training] "
+                                                                  f"{f.name}, else {f.default!r})")))
     return params
 
 
@@ -69,7 +71,8 @@ def _train(specialization: str | None, **kwargs: Any) -> None:
     from trainer.windows import WindowFilter
 
     art = load_config(kwargs["config"])
-    cfg = TrainingConfig(**{f.name: kwargs[f.name] for f in dataclasses.fields(TrainingConfig)})
+    given = {f.name: kwargs[f.name] for f in dataclasses.fields(TrainingConfig) if kwargs[f.name] is not None}
+    cfg = TrainingConfig.from_settings(art.training, given)
     if kwargs["resume"]:
         outcome = resume_training(art, kwargs["resume"], progress=kwargs["progress"])
     else:

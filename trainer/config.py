@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from trainer.errors import TrainingConfigError
 
@@ -69,6 +73,23 @@ class TrainingConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_settings(cls, table: Mapping[str, Any], given: Mapping[str, Any] | None = None) -> TrainingConfig:
+        """The ``[art.training]`` table (TOML values, or text from ``ART_TRAINING_*``) under the flags ``given``
+        on a command line; an unknown key or a value of the wrong type is a TrainingConfigError naming it."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(table) - set(names))
+        if unknown:
+            raise TrainingConfigError(f"[art.training] has no key {unknown[0]!r}: use one of {', '.join(names)}")
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            try:
+                values[key] = TypeAdapter(hints[key]).validate_python(value, strict=False)
+            except ValidationError as exc:
+                raise TrainingConfigError(f"[art.training] {key} = {value!r}: {exc.errors()[0]['msg']}") from None
+        return cls(**(values | dict(given or {})))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingConfig:

@@ -1,8 +1,8 @@
 """Judging on the real stack: trajectories -> judgments + RULER rewards, replay, views, report.
 
-One module-scoped `art up` (each start costs ~10 s); tests run in file order and build on each
-other's data: the flow produces trajectories, the replays re-score them, the views and the report
-read what both left behind.
+One module-scoped `art up` (each start costs ~10 s) and one module-scoped production (`produced`);
+tests run in file order and build on each other's data: the replays re-score what was produced, the
+views and the report read what both left behind.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -30,12 +31,13 @@ SINGLES = [5, 7]  # no group: scored alone at once
 LATER = {"g-later": [3, 4, 5, 6]}  # produced after `cut`, for --from replays
 
 
-class State:
-    """What earlier tests of the module produced, for the later ones."""
+@dataclass(frozen=True)
+class Produced:
+    """The sessions the module's stack was given: before ``cut`` and after it (for --from replays)."""
 
-    ids: ClassVar[list[str]] = []
-    later_ids: ClassVar[list[str]] = []
-    cut: ClassVar[datetime | None] = None
+    ids: list[str]
+    later_ids: list[str]
+    cut: datetime
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +47,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
            "ART_JUDGE_GROUP_WINDOW_S": "3"}
     with RunningStack(root / "data", env=env) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def produced(stack: RunningStack) -> Produced:
+    """Every session of the module, all rewarded: the later ones strictly after ``cut``."""
+    ids = asyncio.run(produce(stack, {**GROUPS, **PARTIAL}, SINGLES, offset=0))
+    client = stack.client()
+    wait_for(lambda: count(client, "rewards", ids) >= len(ids), timeout_s=90)
+    cut = datetime.now(UTC)
+    time.sleep(0.05)
+    later_ids = asyncio.run(produce(stack, LATER, [], offset=100))
+    wait_for(lambda: count(client, "rewards", later_ids) >= 4, timeout_s=60)
+    wait_for(lambda: count(client, "trajectories", later_ids) >= 4, timeout_s=30)
+    return Produced(ids, later_ids, cut)
 
 
 def rows(client: Any, sql: str, **params: Any) -> list[tuple[Any, ...]]:
@@ -74,19 +90,18 @@ def replay(stack: RunningStack, *args: str) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_trajectories_are_judged_and_groups_rewarded(stack: RunningStack) -> None:
-    State.ids = asyncio.run(produce(stack, {**GROUPS, **PARTIAL}, SINGLES, offset=0))
-    n = len(State.ids)
+def test_trajectories_are_judged_and_groups_rewarded(stack: RunningStack, produced: Produced) -> None:
+    ids = produced.ids
+    n = len(ids)
     assert n == 16
     client = stack.client()
-    wait_for(lambda: count(client, "rewards", State.ids) >= n, timeout_s=90)
-    assert count(client, "judgments", State.ids) == n
-    assert count(client, "rewards", State.ids) == n
+    assert count(client, "judgments", ids) == n
+    assert count(client, "rewards", ids) == n
     assert rows(client, "SELECT DISTINCT judge_name, judge_version FROM judgments") == [("heuristic", "1")]
     assert rows(client, "SELECT DISTINCT reward_version FROM rewards") == [("ruler-heuristic@1",)]
     per_group = rows(client, """SELECT ifNull(group_id, session_id), count(), any(group_size), sum(advantage),
         max(abs(advantage)) FROM rewards WHERE session_id IN {ids:Array(String)} GROUP BY 1 ORDER BY 1""",
-                     ids=State.ids)
+                     ids=ids)
     groups = {g: (c, size, adv, top) for g, c, size, adv, top in per_group}
     for g in GROUPS:
         c, size, adv, top = groups[g]
@@ -96,19 +111,13 @@ def test_trajectories_are_judged_and_groups_rewarded(stack: RunningStack) -> Non
     singles = [v for k, v in groups.items() if not k.startswith("g-")]
     assert sorted(v[:3] for v in singles) == [(1, 1, 0.0), (1, 1, 0.0)]
     judged = rows(client, "SELECT overall, length(step_rewards), task_completion FROM judgments "
-                          "WHERE session_id = {s:String}", s=State.ids[0])[0]
+                          "WHERE session_id = {s:String}", s=ids[0])[0]
     assert 0 < judged[0] <= 1 and judged[1] == 3 and judged[2] == 1.0
-
-    State.cut = datetime.now(UTC)
-    time.sleep(0.05)
-    State.later_ids = asyncio.run(produce(stack, LATER, [], offset=100))
-    wait_for(lambda: count(client, "rewards", State.later_ids) >= 4, timeout_s=60)
-    assert count(client, "judgments", State.later_ids) == 4
-    wait_for(lambda: count(client, "trajectories", State.later_ids) >= 4, timeout_s=30)
+    assert count(client, "judgments", produced.later_ids) == 4
 
 
-def test_replay_with_new_versions_adds_them_beside_the_old(stack: RunningStack) -> None:
-    every = State.ids + State.later_ids
+def test_replay_with_new_versions_adds_them_beside_the_old(stack: RunningStack, produced: Produced) -> None:
+    every = produced.ids + produced.later_ids
     result = replay(stack, "--from", "beginning", "--judge", "heuristic@2", "--reward-version", "ruler-heuristic@2")
     assert (result["rescored"], result["judgments"], result["rewards"]) == (20, 20, 20)
     assert result["groups"] == 3 + 1 + 1 + 2  # full groups, g-later, the partial group, two singles
@@ -124,6 +133,7 @@ def test_replay_with_new_versions_adds_them_beside_the_old(stack: RunningStack) 
     assert same == 20  # the same heuristic and the same groups give the same numbers under a new version
 
 
+@pytest.mark.usefixtures("produced")
 def test_second_identical_replay_adds_no_rows(stack: RunningStack) -> None:
     client = stack.client()
     before = rows(client, "SELECT (SELECT count() FROM judgments), (SELECT count() FROM rewards)")[0]
@@ -133,8 +143,8 @@ def test_second_identical_replay_adds_no_rows(stack: RunningStack) -> None:
     assert after == before  # ...and not stored twice
 
 
-def test_python_engine_emits_events_with_the_sql_engines_scores(stack: RunningStack) -> None:
-    every = State.ids + State.later_ids
+def test_python_engine_emits_events_with_the_sql_engines_scores(stack: RunningStack, produced: Produced) -> None:
+    every = produced.ids + produced.later_ids
     client = stack.client()
     first = replay(stack, "--from", "beginning", "--judge", "heuristic@py", "--reward-version", "ruler-heuristic@py",
                    "--engine", "python")
@@ -163,20 +173,19 @@ def test_python_engine_emits_events_with_the_sql_engines_scores(stack: RunningSt
     assert count(client, "judgments", every, "judge_version = 'py'") == 20
 
 
-def test_replay_from_a_time_reads_only_later_trajectories(stack: RunningStack) -> None:
-    assert State.cut is not None
+def test_replay_from_a_time_reads_only_later_trajectories(stack: RunningStack, produced: Produced) -> None:
     client = stack.client()
-    recent = replay(stack, "--from", State.cut.isoformat(), "--judge", "heuristic@recent")
+    recent = replay(stack, "--from", produced.cut.isoformat(), "--judge", "heuristic@recent")
     assert (recent["rescored"], recent["judgments"], recent["rewards"]) == (4, 4, 0)
     # start offsets came from the mirror: only the later records were read, none filtered out
     assert (recent["read"], recent["skipped_before_since"]) == (4, 0)
-    mirror = replay(stack, "--from", State.cut.isoformat(), "--judge", "heuristic@mirror",
+    mirror = replay(stack, "--from", produced.cut.isoformat(), "--judge", "heuristic@mirror",
                     "--reward-version", "ruler-heuristic@mirror", "--source", "clickhouse")
     assert (mirror["rescored"], mirror["judgments"], mirror["rewards"], mirror["groups"]) == (4, 4, 4, 1)
-    wait_for(lambda: count(client, "judgments", State.later_ids, "judge_version = 'mirror'") >= 4)
-    wait_for(lambda: count(client, "judgments", State.later_ids, "judge_version = 'recent'") >= 4)
-    assert count(client, "judgments", State.ids, "judge_version IN ('recent', 'mirror')") == 0
-    wait_for(lambda: count(client, "rewards", State.later_ids, "reward_version = 'ruler-heuristic@mirror'") >= 4)
+    wait_for(lambda: count(client, "judgments", produced.later_ids, "judge_version = 'mirror'") >= 4)
+    wait_for(lambda: count(client, "judgments", produced.later_ids, "judge_version = 'recent'") >= 4)
+    assert count(client, "judgments", produced.ids, "judge_version IN ('recent', 'mirror')") == 0
+    wait_for(lambda: count(client, "rewards", produced.later_ids, "reward_version = 'ruler-heuristic@mirror'") >= 4)
     bad = art(stack, "replay", "--from", "yesterday-ish", "--judge", "heuristic@9")
     assert (bad.returncode, bad.stderr) == (2, "error: --from must be an ISO date/time or 'beginning', not "
                                                 "'yesterday-ish'\n")
@@ -185,12 +194,13 @@ def test_replay_from_a_time_reads_only_later_trajectories(stack: RunningStack) -
         2, "error: invalid judge: --judge must be name@version, e.g. heuristic@2 (got 'heuristic')\n")
 
 
-def test_views_answer_analyst_questions(stack: RunningStack) -> None:
+def test_views_answer_analyst_questions(stack: RunningStack, produced: Produced) -> None:
     client = stack.client()
     latest = rows(client, "SELECT session_id, reward_version FROM latest_rewards WHERE session_id IN "
-                          "{ids:Array(String)}", ids=State.ids)
+                          "{ids:Array(String)}", ids=produced.ids)
     assert len(latest) == 16 and {v for _, v in latest} <= {"ruler-heuristic@2", "ruler-heuristic@barrier"}
-    assert rows(client, "SELECT versions FROM latest_rewards WHERE session_id = {s:String}", s=State.ids[0]) == [(4,)]
+    first = produced.ids[0]
+    assert rows(client, "SELECT versions FROM latest_rewards WHERE session_id = {s:String}", s=first) == [(4,)]
     shift = rows(client, "SELECT count(), max(abs(shift)) FROM judge_version_comparison("
                          "old_judge = 'heuristic@1', new_judge = 'heuristic@2')")[0]
     assert shift == (20, 0.0)
@@ -214,6 +224,7 @@ def test_views_answer_analyst_questions(stack: RunningStack) -> None:
     assert out.returncode == 0 and out.stdout.splitlines()[-3:] == [f"{t},{calls[t]}" for t in sorted(calls)]
 
 
+@pytest.mark.usefixtures("produced")
 def test_report_writes_a_self_contained_html_page(stack: RunningStack) -> None:
     out_file = stack.data_dir.parent / "report.html"
     out = art(stack, "report", "--out", str(out_file), "--from-version", "heuristic@1", "--to-version", "heuristic@2")
@@ -228,6 +239,7 @@ def test_report_writes_a_self_contained_html_page(stack: RunningStack) -> None:
     assert '<img src="data:image/png;base64,' in out_file.with_name("default.html").read_text()
 
 
+@pytest.mark.usefixtures("produced")
 def test_member_arriving_after_its_group_was_scored_is_scored_alone(stack: RunningStack) -> None:
     late = asyncio.run(produce(stack, {"g-a": [4]}, [], offset=200))
     client = stack.client()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -41,16 +42,19 @@ def test_train_then_models_list_show_promote(app: typer.Typer, filled_store: Any
                                              tiny_model: Path, tmp_path: Path) -> None:
     env = {"ART_CLICKHOUSE_DSN": clickhouse_dsn, "ART_CLICKHOUSE_DATABASE": database,
            "ART_STORAGE_DATA_DIR": str(tmp_path / "data"), "ART_CONFIG": str(tmp_path / "none.toml")}
-    (tmp_path / "none.toml").write_text("[art]\n")
+    (tmp_path / "none.toml").write_text("[art.training]\nlearning_rate = 0.005\nmax_steps = 50\n")
     runner = CliRunner(env=env)
     result = runner.invoke(app, ["specialize", "research", "--model-path", str(tiny_model), "--max-steps", "3",
-                                 "--evaluation-interval", "0", "--learning-rate", "0.005", "--no-progress"])
+                                 "--evaluation-interval", "0", "--no-progress"])
     assert result.exit_code == 0, result.output
+    assert ", 3 steps" in result.output  # the flag beat [art.training] max_steps
     assert "`art eval m-" in result.output  # registered; promotion is by evaluated outcome
     listed = runner.invoke(app, ["models", "list"]).output
     assert listed.startswith("  m-") and "research" in listed and "success=-" in listed
     model_id = listed.split()[0]
     assert '"objective": "sft"' in runner.invoke(app, ["models", "show", model_id]).output
+    used = json.loads((tmp_path / "data" / "models" / model_id / "config.json").read_text())
+    assert (used["learning_rate"], used["max_steps"]) == (0.005, 3)  # [art.training], under the flag
     assert runner.invoke(app, ["models", "promote", model_id]).exit_code == 0
     assert runner.invoke(app, ["models", "list"]).output.startswith("* m-")
     missing = runner.invoke(app, ["models", "show", "nope"])
@@ -58,6 +62,9 @@ def test_train_then_models_list_show_promote(app: typer.Typer, filled_store: Any
     bad = runner.invoke(app, ["specialize", "cooking", "--model-path", str(tiny_model)])
     assert bad.exit_code == 2, bad.output
     assert bad.stderr.startswith("error: unknown specialization 'cooking': use one of "), bad.output
+    (tmp_path / "none.toml").write_text('[art.training]\nobjective = "ppo"\n')
+    wrong = runner.invoke(app, ["train", "--model-path", str(tiny_model)])
+    assert (wrong.exit_code, wrong.stderr) == (2, "error: objective must be one of ('sft', 'dpo', 'awr'), not 'ppo'\n")
 
 
 def test_building_and_loading_a_model_prints_no_progress_bars(tmp_path: Path) -> None:
