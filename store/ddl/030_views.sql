@@ -19,6 +19,14 @@ SELECT
 FROM rewards AS r
 GROUP BY r.session_id;
 
+-- Each trajectory's reward under one version, deduplicated (a replay's version covers what it re-scored):
+--   SELECT * FROM latest_rewards_of(version = 'ruler-heuristic@2')
+CREATE OR REPLACE VIEW latest_rewards_of AS
+SELECT session_id, agent_name, group_id, reward_version, total, success, advantage, confidence, group_size,
+       assigned_at
+FROM rewards FINAL
+WHERE reward_version = {version:String};
+
 -- Reward per agent and day (the trajectory's completion day, not the scoring day, so replays line up).
 CREATE OR REPLACE VIEW reward_by_agent_day AS
 SELECT

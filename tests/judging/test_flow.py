@@ -201,6 +201,11 @@ def test_views_answer_analyst_questions(stack: RunningStack, produced: Produced)
     assert len(latest) == 16 and {v for _, v in latest} <= {"ruler-heuristic@2", "ruler-heuristic@barrier"}
     first = produced.ids[0]
     assert rows(client, "SELECT versions FROM latest_rewards WHERE session_id = {s:String}", s=first) == [(4,)]
+    mirror = rows(client, "SELECT session_id, total FROM latest_rewards_of(version = 'ruler-heuristic@mirror') "
+                          "ORDER BY session_id")
+    assert [s for s, _ in mirror] == sorted(produced.later_ids)  # the mirror replay re-scored only the later runs
+    assert mirror == rows(client, "SELECT session_id, total FROM rewards FINAL WHERE reward_version = "
+                                  "'ruler-heuristic@mirror' ORDER BY session_id")
     shift = rows(client, "SELECT count(), max(abs(shift)) FROM judge_version_comparison("
                          "old_judge = 'heuristic@1', new_judge = 'heuristic@2')")[0]
     assert shift == (20, 0.0)
