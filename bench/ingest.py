@@ -58,8 +58,8 @@ def search_once(opts: IngestOptions, say: Callable[[str], None]) -> dict[str, An
     pipeline = PipelineProbe(shape=opts.shape, duration_s=opts.duration_s, processes=opts.processes,
                              workers=opts.workers, sinks=opts.sinks, bound_ms=opts.bound_ms,
                              max_lag_ms=opts.max_lag_ms, drain_s=opts.drain_s, give_up_s=opts.give_up_s, say=say)
-    grid = {"factor": opts.factor, "refine": opts.refine, "max_rate": opts.max_rate, "min_rate": opts.min_rate,
-            "say": say}
+    grid: dict[str, Any] = {"factor": opts.factor, "refine": opts.refine, "max_rate": opts.max_rate,
+                            "min_rate": opts.min_rate, "say": say}
     say("pipeline: agents (SDK) -> broker -> stream worker -> sink -> ClickHouse")
     try:
         ours = search(pipeline, start=opts.start_rate, **grid)

@@ -35,6 +35,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from clickhouse_connect.driver.client import Client
+
 from bench.load import Fleet, Schedule, Shape, failures, merge_parts, run_schedule, serve_part, step_fields
 from bench.measure import percentile
 from bench.proc import per_event_us, sample
@@ -83,7 +85,7 @@ class StackUnderTest:
         self.workers, self.sinks, self.shape, self.say = workers, sinks, shape, say
         self.data_dir = Path(tempfile.mkdtemp(prefix="art-bench-ingest-"))
         self.proc: Any = None
-        self.client: Any = None
+        self.client: Client | None = None
         self.info: Any = None
         self._reader = ExitStack()
 
@@ -144,8 +146,14 @@ class StackUnderTest:
         return {"broker": [kids["broker"]], "worker": [v for k, v in kids.items() if k.startswith("worker")],
                 "sink": [v for k, v in kids.items() if k.startswith("sink")], "store": [info.pid]}
 
+    @property
+    def store(self) -> Client:
+        """The started stack's read-only client."""
+        assert self.client is not None, "the stack under test is not started"
+        return self.client
+
     def count(self, table: str, tag: str) -> int:
-        return int(self.client.query(f"SELECT count() FROM {table} WHERE startsWith(session_id, {{tag:String}})",
+        return int(self.store.query(f"SELECT count() FROM {table} WHERE startsWith(session_id, {{tag:String}})",
                                      parameters={"tag": tag}).result_rows[0][0])
 
     def stop(self) -> None:
@@ -177,7 +185,7 @@ SELECT (SELECT count() FROM session_events WHERE startsWith(session_id, {tag:Str
 """
 
 
-def latencies(client: Any, tag: str, sessions: int, steps: int) -> dict[str, Any]:
+def latencies(client: Client, tag: str, sessions: int, steps: int) -> dict[str, Any]:
     """p50/p99 of emit -> trajectory / judgment / reward rows, and the store's exactness counts."""
     rows = client.query(_LATENCY, parameters={"tag": tag}).result_rows
     series: dict[str, list[float]] = {"trajectory": [], "judged": [], "rewarded": []}
@@ -253,7 +261,7 @@ class PipelineProbe:
             agents["errors"] = [*agents["errors"], "a stack process restarted during the probe"]
         record: dict[str, Any] = {"system": "pipeline", "rate": rate, "events": schedule.events,
                                   "sessions": schedule.sessions, **agents,
-                                  **latencies(stack.client, schedule.tag, schedule.sessions, self.shape.steps),
+                                  **latencies(stack.store, schedule.tag, schedule.sessions, self.shape.steps),
                                   "last_reward_after_s": round(done_at - t0 - schedule.last_due_s, 2)}
         record["lost"] = schedule.events - record["stored_events"]
         cpu = per_event_us(cpu0, cpu1, schedule.events)

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from schemas.codec import HEADER, Codec
 from schemas.limits import MAX_EVENT_BYTES, MAX_SEQ
@@ -48,7 +48,7 @@ def good_session(session_id: str, steps: int, agent: str = "fuzz-good") -> list[
 
 def _step(**fields: object) -> StepRecorded:
     """A step that skips validation, so it can carry what the models refuse."""
-    values: dict[str, object] = dict(kind="step_recorded", step_number=0, observation="o", thought="t",
+    values: dict[str, Any] = dict(kind="step_recorded", step_number=0, observation="o", thought="t",
                                      action=Think(), action_input="", tool_result=None, error=None, reflection=None,
                                      step_reward=None, step_metadata={}, timestamp=T0, execution_time_ms=0, tokens=0,
                                      cost=0.0, completions=[])
@@ -56,7 +56,7 @@ def _step(**fields: object) -> StepRecorded:
 
 
 def _event(session_id: str, seq: int, payload: object, **fields: object) -> SessionEvent:
-    values: dict[str, object] = dict(event_id=uuid.uuid4(), session_id=session_id, seq=seq, ts=T0,
+    values: dict[str, Any] = dict(event_id=uuid.uuid4(), session_id=session_id, seq=seq, ts=T0,
                                      agent_name="fuzz-bad", payload=payload)
     return SessionEvent.model_construct(**(values | fields))
 

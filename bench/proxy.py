@@ -134,7 +134,7 @@ async def _count_steps(bootstrap: str, topic: str, codec: Codec, run_id: str, id
 
 async def _bench(bootstrap: str, topics: Topics, data_dir: Path, upstream: str, proxy: str, pids: tuple[int, int],
                  rate: float, seconds: float, repeats: int, concurrency: int, progress: Progress,
-                 stop_proxy: Callable[[], None]) -> dict[str, Any]:
+                 stop_proxy: Callable[[], object]) -> dict[str, Any]:
     run_id = f"bench-{uuid.uuid4().hex[:8]}"
     connector = aiohttp.TCPConnector(limit=512)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:

@@ -109,7 +109,7 @@ def _hf_train(model: Any, tokenizer: Any, ordered: list[Any], cfg: TrainingConfi
 
     class Sequential(Trainer):
         def _get_train_sampler(self, *args: Any, **kwargs: Any) -> Any:
-            return SequentialSampler(self.train_dataset)
+            return SequentialSampler(self.train_dataset)  # type: ignore[arg-type]  # a list: Sized
 
     class Clock(TrainerCallback):
         start = end = cpu_start = cpu_end = 0.0

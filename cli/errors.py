@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
 import typer
 from pydantic import ValidationError
 from typer.core import TyperGroup
@@ -38,7 +37,7 @@ class BoundaryGroup(TyperGroup):
 
     expected: tuple[type[BaseException], ...] = (ValidationError,)
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click Context, which typer does not export
         try:
             return super().invoke(ctx)
         except self.expected as exc:

@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from clickhouse_connect.driver.client import Client
 
 from consumers.replay_model import ReplayError, ReplayRequest, ReplayResult, parse_since, replay_config
 from consumers.replay_sql import SqlReplay, run_sql_replay
@@ -122,7 +123,7 @@ class Rescorer:
                 for r in rewards]
 
 
-async def start_offsets(client: Any, topic: str, partitions: list[int], since: datetime | None,
+async def start_offsets(client: Client | None, topic: str, partitions: list[int], since: datetime | None,
                         log_epoch: int | None) -> dict[int, int]:
     """Per partition, where records completed at/after ``since`` begin, from the mirror's coordinates.
 
@@ -182,8 +183,9 @@ async def read_topic(consumer: AIOKafkaConsumer, topic: str, starts: dict[int, i
             return
 
 
-async def topic_batches(cfg: ArtConfig, request: ReplayRequest, bootstrap: str, client: Any, log_epoch: int | None,
-                        progress: Progress | None) -> AsyncIterator[Batch]:
+async def topic_batches(cfg: ArtConfig, request: ReplayRequest, bootstrap: str, client: Client | None,
+                        log_epoch: int | None,
+                        progress: Progress | None) -> AsyncGenerator[Batch, None]:
     """The trajectories topic from the start offsets of ``request.since`` to its highwater."""
     topic = cfg.kafka.topics().trajectories.name
     consumer = AIOKafkaConsumer(
@@ -201,8 +203,8 @@ async def topic_batches(cfg: ArtConfig, request: ReplayRequest, bootstrap: str, 
         await consumer.stop()
 
 
-async def mirror_batches(client: Any, since: datetime | None, progress: Progress | None,
-                         chunk: int = 5000) -> AsyncIterator[Batch]:
+async def mirror_batches(client: Client, since: datetime | None, progress: Progress | None,
+                         chunk: int = 5000) -> AsyncGenerator[Batch, None]:
     """Mirrored trajectories completed at/after ``since`` (one record per session), in chunks."""
     where = "WHERE completed_at >= {since:DateTime64(6, 'UTC')}" if since else ""
     params = {"since": since} if since else {}
@@ -224,7 +226,7 @@ async def mirror_batches(client: Any, since: datetime | None, progress: Progress
             progress(done, total)
 
 
-def use_sql(request: ReplayRequest, client: Any) -> bool:
+def use_sql(request: ReplayRequest, client: Client | None) -> bool:
     """Whether the columnar engine runs: asked for, or ``auto`` with the heuristic judge and a store."""
     if request.engine == "sql":
         if request.judge_name != "heuristic":
@@ -235,15 +237,16 @@ def use_sql(request: ReplayRequest, client: Any) -> bool:
     return request.engine == "auto" and request.judge_name == "heuristic" and client is not None
 
 
-async def run_replay(cfg: ArtConfig, request: ReplayRequest, codec: Codec, bootstrap: str, *, client: Any = None,
-                     log_epoch: int | None = None, progress: Progress | None = None) -> ReplayResult:
+async def run_replay(cfg: ArtConfig, request: ReplayRequest, codec: Codec, bootstrap: str, *,
+                     client: Client | None = None, log_epoch: int | None = None,
+                     progress: Progress | None = None) -> ReplayResult:
     """Re-score; returns once every result is stored (sql) or acknowledged by the broker (python)."""
     if request.source == "clickhouse" and client is None:
         raise ReplayError("--source clickhouse needs a reachable ClickHouse")
-    batches = (mirror_batches(client, request.since, progress) if request.source == "clickhouse"
+    batches = (mirror_batches(client, request.since, progress) if client is not None and request.source == "clickhouse"
                else topic_batches(cfg, request, bootstrap, client, log_epoch, progress))
     try:
-        if use_sql(request, client):
+        if client is not None and use_sql(request, client):
             result = await run_sql_replay(SqlReplay(client, cfg, request, codec), batches)
         else:
             result = await _python_replay(cfg, request, codec, bootstrap, batches)
@@ -292,7 +295,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     return set(partitions)
 
 
-async def _older_history_note(client: Any, since: datetime | None, log_epoch: int | None) -> str:
+async def _older_history_note(client: Client | None, since: datetime | None, log_epoch: int | None) -> str:
     """Tell the operator when the mirror holds trajectories the current log no longer has."""
     if client is None or log_epoch is None:
         return ""

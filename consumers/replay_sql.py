@@ -24,6 +24,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from clickhouse_connect.driver.client import Client
+
 from consumers.replay_model import ReplayRequest, ReplayResult
 from judges import JudgeWeights
 from judges.heuristic_sql import INPUT_FIELDS, SqlHeuristic, measure_select, unique_select
@@ -44,7 +46,7 @@ Record = tuple[int, int, int, bytes]  # (log epoch, partition, offset, Confluent
 class SqlReplay:
     """One replay's staging table, the batches staged into it and the final scoring statements."""
 
-    def __init__(self, client: Any, cfg: ArtConfig, request: ReplayRequest, codec: Codec) -> None:
+    def __init__(self, client: Client, cfg: ArtConfig, request: ReplayRequest, codec: Codec) -> None:
         self.client = client
         self.codec = codec
         self.request = request

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from clickhouse_connect.driver.client import Client
 from pydantic import BaseModel, Field
 
 from agents.llm import ChatClient
@@ -111,7 +112,7 @@ def summarize(model_id: str, outcomes: Sequence[Outcome], judged: dict[str, Judg
         session_ids=[o.session_id for o in outcomes])
 
 
-def store_report(client: Any, report: EvalReport, started_at: datetime) -> None:
+def store_report(client: Client, report: EvalReport, started_at: datetime) -> None:
     """The registry row's metrics, and one ``evaluations`` row."""
     record_metrics(client, report.model_id, report.metrics())
     client.insert("evaluations", [[report.eval_id, report.model_id, report.split, report.suite, report.missions,
@@ -129,7 +130,7 @@ class EvalSettings(BaseModel):
 
 
 async def evaluate(model_id: str, missions: Sequence[SuiteMission], llm: ChatClient, opener: SessionOpener,
-                   client: Any, settings: EvalSettings, work_dir: Path, *, flush: Callable[[], Any] | None = None,
+                   client: Client, settings: EvalSettings, work_dir: Path, *, flush: Callable[[], Any] | None = None,
                    on_run: Callable[[Outcome], None] | None = None,
                    on_wait: Callable[[int, int], None] | None = None, loop_id: str = "",
                    round_: int = 0) -> EvalReport:

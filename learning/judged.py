@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
+from clickhouse_connect.driver.client import Client
 from pydantic import BaseModel
 
 from learning.errors import LearningError
@@ -26,7 +26,7 @@ class Judged(BaseModel):
     advantage: float
 
 
-def fetch_rewards(client: Any, session_ids: list[str], reward_version: str) -> dict[str, Judged]:
+def fetch_rewards(client: Client, session_ids: list[str], reward_version: str) -> dict[str, Judged]:
     if not session_ids:
         return {}
     rows = client.query("SELECT session_id, total, success, efficiency, advantage FROM rewards FINAL "
@@ -35,7 +35,7 @@ def fetch_rewards(client: Any, session_ids: list[str], reward_version: str) -> d
     return {r["session_id"]: Judged.model_validate(r) for r in rows}
 
 
-def wait_for_rewards(client: Any, session_ids: list[str], reward_version: str, timeout_s: float,
+def wait_for_rewards(client: Client, session_ids: list[str], reward_version: str, timeout_s: float,
                      progress: Callable[[int, int], None] | None = None, poll_s: float = 0.5) -> dict[str, Judged]:
     """Every run's reward, polled until all are stored; ``LearningError`` names how many are missing."""
     deadline = time.monotonic() + timeout_s

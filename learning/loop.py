@@ -22,6 +22,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
+from clickhouse_connect.driver.client import Client
 from pydantic import BaseModel, Field
 
 from agents.llm import ChatClient
@@ -62,7 +63,7 @@ class LoopSettings(BaseModel):
     @classmethod
     def from_config(cls, art: ArtConfig, **overrides: Any) -> LoopSettings:
         c = art.learning
-        base = {"rounds": c.rounds, "groups": c.groups, "rollouts": art.judge.rollouts_per_group,
+        base: dict[str, Any] = {"rounds": c.rounds, "groups": c.groups, "rollouts": art.judge.rollouts_per_group,
                 "temperature": c.temperature, "eval_per_family": c.eval_per_family, "concurrency": c.concurrency,
                 "max_tokens": c.max_tokens, "objective": c.objective, "teacher": c.teacher,
                 "promotion_margin": c.promotion_margin, "wait_s": c.wait_s,
@@ -149,7 +150,7 @@ def window_filter(settings: LoopSettings, since: datetime, lineage: list[str]) -
 class Loop:
     """Holds what every round needs; ``run`` does the rounds."""
 
-    def __init__(self, art: ArtConfig, settings: LoopSettings, llm: ChatClient, opener: SessionOpener, client: Any,
+    def __init__(self, art: ArtConfig, settings: LoopSettings, llm: ChatClient, opener: SessionOpener, client: Client,
                  base_url: str, base_dir: Path, lineage: Callable[[], list[str]], work_dir: Path, *,
                  flush: Callable[[], Any] | None = None, say: Say = print) -> None:
         self.art, self.s, self.llm, self.opener, self.client = art, settings, llm, opener, client

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clickhouse_connect.driver.client import Client
+
 from learning.endpoint import ServeProcess
 from learning.errors import LearningError
 from schemas.runtime import read_stack_info
@@ -22,7 +24,7 @@ from schemas.settings import ArtConfig
 @dataclass
 class Session:
     art: ArtConfig
-    client: Any
+    client: Client
     base_url: str
     base_dir: Path
 
@@ -50,7 +52,7 @@ class Session:
         return sorted(self.catalog().models)
 
 
-def _base_dir(art: ArtConfig, client: Any) -> Path:
+def _base_dir(art: ArtConfig, client: Client) -> Path:
     from serving.cli import base_dir_for
     from trainer.registry import list_models
 

@@ -111,6 +111,8 @@ class Codec:
             raise InvalidRecord(f"{name} body does not decode: {exc.__class__.__name__}: {exc}") from None
         if body.tell() != len(raw):  # ClickHouse would read these bytes as the next record: refuse here too
             raise InvalidRecord(f"{name} body is followed by {len(raw) - body.tell()} trailing bytes")
+        if not isinstance(data, dict):  # every writer schema is a record
+            raise InvalidRecord(f"{name} body decodes to {type(data).__name__}, not a record")
         return name, data
 
     def is_canonical(self, raw: bytes, record: models.AvroModel) -> bool:
@@ -140,7 +142,7 @@ class Codec:
         if HEADER.unpack_from(raw)[1] == self.schema_id(topic, avro_name):
             return raw[HEADER.size:]
         try:
-            record = self.decode(raw)
+            record: models.AvroModel = self.decode(raw)
         except CodecError:
             return None
         if record.avro_name != avro_name:

@@ -205,11 +205,12 @@ class Engine:
                 break
             if request.cancelled.is_set():
                 continue
+            adapter = request.adapter
             try:
-                if request.adapter is not None:
-                    self._ensure_adapter(request.adapter)
+                if adapter is not None:
+                    self._ensure_adapter(adapter)
             except Exception as exc:
-                request.emit(DoneEvent("error", f"cannot load adapter {request.adapter.name}: {exc}"))
+                request.emit(DoneEvent("error", f"cannot load adapter {adapter.name if adapter else '?'}: {exc}"))
                 continue
             taken.append(request)
         return taken

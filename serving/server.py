@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+
+from clickhouse_connect.driver.client import Client
 
 from serving.catalog import RegistryWatch, Target
 from serving.engine import Engine
@@ -92,7 +93,7 @@ class Server:
         self.stop()
 
 
-def registry_fetch(client: Any) -> Callable[[], list[ModelRecord]]:
+def registry_fetch(client: Client) -> Callable[[], list[ModelRecord]]:
     """The registry poll over one ClickHouse client (serialised: clients are not thread-safe)."""
     from trainer.registry import list_models
 

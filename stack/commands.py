@@ -7,6 +7,7 @@ import time
 from typing import Annotated, Any
 
 import typer
+from clickhouse_connect.driver.client import Client
 from rich.markup import escape
 from rich.table import Table
 
@@ -91,7 +92,7 @@ def sql(query: Annotated[str, typer.Argument(help="one read-only statement (SELE
     print_rows(columns, result.result_rows, fmt)
 
 
-def _columns_of(client: Any, query: str) -> list[str]:
+def _columns_of(client: Client, query: str) -> list[str]:
     """The column names of a statement that returned no block (an empty result has no header in
     ClickHouse's Native format): what ``DESCRIBE (query)`` says, or none for a non-SELECT."""
     try:
@@ -107,7 +108,7 @@ def stats(config: ConfigOpt = None,
         print_stats(client, top)
 
 
-def print_stats(client: Any, top: int = 5) -> None:
+def print_stats(client: Client, top: int = 5) -> None:
     q = lambda s: client.query(s).result_rows  # noqa: E731
     total = q("SELECT count() FROM trajectories")[0][0]
     steps = q("SELECT count() FROM steps")[0][0]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from clickhouse_connect.driver.client import Client
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -54,7 +55,7 @@ async def run_fleet(cfg: Any, groups: int, rollouts: int, seed: int, progress: P
     return ids
 
 
-def wait_rows(client: Any, ids: list[str], progress: Progress, timeout_s: float) -> dict[str, int]:
+def wait_rows(client: Client, ids: list[str], progress: Progress, timeout_s: float) -> dict[str, int]:
     bars = {t: progress.add_task(t, total=len(ids)) for t in ("trajectories", "judgments", "rewards")}
     deadline = time.monotonic() + timeout_s
     got: dict[str, int] = {}
@@ -119,7 +120,7 @@ def demo(config: ConfigOpt = None,
             stack.stop()
 
 
-def train_round(cfg: Any, client: Any) -> None:
+def train_round(cfg: Any, client: Client) -> None:
     """One small SFT round on the demo's successful runs, with a tiny model built here (no downloads)."""
     if importlib.util.find_spec("torch") is None:
         console.print("[dim]training skipped: install the train extra (pip install -e '.[train]')[/dim]")

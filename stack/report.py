@@ -11,11 +11,13 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from clickhouse_connect.driver.client import Client
 
 from cli.options import ConfigOpt
 from cli.output import err as console
@@ -35,7 +37,7 @@ def _png(fig: Any) -> str:
     return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}" alt="plot">'
 
 
-def _table(columns: list[str], rows: list[tuple[Any, ...]], limit: int = 20) -> str:
+def _table(columns: list[str], rows: Sequence[Sequence[Any]], limit: int = 20) -> str:
     def cell(v: Any) -> str:
         return html.escape(f"{v:.3f}" if isinstance(v, float) else str(v))
 
@@ -53,12 +55,12 @@ def _empty(what: str) -> str:
     return f"<p class=note>No {html.escape(what)} yet.</p>"
 
 
-def reward_over_time(client: Any, reward_version: str | None) -> str:
+def reward_over_time(client: Client, reward_version: str | None) -> str:
     versions = [v for (v,) in client.query("SELECT reward_version FROM reward_by_agent_day GROUP BY reward_version "
                                            "ORDER BY sum(trajectories) DESC").result_rows]
     if not versions:
         return _section("Reward over time per agent", _empty("rewards"))
-    version = reward_version if reward_version in versions else versions[0]
+    version: str = reward_version if reward_version is not None and reward_version in versions else versions[0]
     result = client.query("SELECT agent_name, day, avg_reward, trajectories, success_rate FROM reward_by_agent_day "
                           "WHERE reward_version = {v:String} ORDER BY agent_name, day", parameters={"v": version})
     import matplotlib.pyplot as plt
@@ -83,7 +85,7 @@ def reward_over_time(client: Any, reward_version: str | None) -> str:
                                                                            result.result_rows))
 
 
-def _hbars(result_rows: list[Any], color: str, xlabel: str) -> tuple[Any, Any]:
+def _hbars(result_rows: Sequence[Sequence[Any]], color: str, xlabel: str) -> tuple[Any, Any]:
     """One horizontal bar per row: label from column 0, value from column 3, first row on top."""
     import matplotlib.pyplot as plt
 
@@ -94,7 +96,7 @@ def _hbars(result_rows: list[Any], color: str, xlabel: str) -> tuple[Any, Any]:
     return fig, ax
 
 
-def success_per_group(client: Any) -> str:
+def success_per_group(client: Client) -> str:
     result = client.query(f"SELECT group_id, members, succeeded, success_rate FROM group_outcomes "
                           f"ORDER BY last_completed DESC LIMIT {MAX_BARS}")
     if not result.result_rows:
@@ -108,7 +110,7 @@ class UnknownVersion(LookupError):
     """A judge version was asked for that nothing was judged with."""
 
 
-def judge_pair(client: Any, old: str | None, new: str | None) -> tuple[str | None, str | None]:
+def judge_pair(client: Client, old: str | None, new: str | None) -> tuple[str | None, str | None]:
     """The requested versions, else the first and the last judge version ever used."""
     known = [j for (j,) in client.query("SELECT judge FROM judge_versions ORDER BY first_judged, judge").result_rows]
     for flag, asked in (("--from-version", old), ("--to-version", new)):
@@ -122,7 +124,7 @@ def judge_pair(client: Any, old: str | None, new: str | None) -> tuple[str | Non
     return old, new
 
 
-def score_shift(client: Any, old: str | None, new: str | None) -> str:
+def score_shift(client: Client, old: str | None, new: str | None) -> str:
     title = "Score shift between judge versions"
     if not old or not new:
         return _section(title, _empty("second judge version (run `art replay --judge name@version`)"))
@@ -149,7 +151,7 @@ def score_shift(client: Any, old: str | None, new: str | None) -> str:
     return _section(f"{title}: {label}", summary + _png(fig) + _table(list(result.column_names), rows))
 
 
-def tool_errors(client: Any) -> str:
+def tool_errors(client: Client) -> str:
     result = client.query(f"SELECT tool, calls, errors, error_rate, sessions FROM tool_error_rates "
                           f"ORDER BY calls DESC, tool LIMIT {MAX_BARS}")
     if not result.result_rows:
@@ -158,7 +160,7 @@ def tool_errors(client: Any) -> str:
     return _section("Tool error rates", _png(fig) + _table(list(result.column_names), result.result_rows))
 
 
-def learning_curve(client: Any) -> str:
+def learning_curve(client: Client) -> str:
     """Held-out task success per model version, round by round, for each `art loop` (and lone `art eval`s)."""
     title = "Learning curve (held-out task success per model version)"
     result = client.query("SELECT loop_id, round, model_id, objective, successes, missions, success_rate, "
@@ -170,7 +172,7 @@ def learning_curve(client: Any) -> str:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 3.5))
-    loops: dict[str, list[tuple[Any, ...]]] = {}
+    loops: dict[str, list[Sequence[Any]]] = {}
     for r in rows:
         loops.setdefault(r[0] or "art eval", []).append(r)
     for loop_id, points in loops.items():
@@ -191,7 +193,7 @@ table{border-collapse:collapse;margin:.5em 0;font-size:.85em}td,th{border:1px so
 th{background:#f3f3f3}.note{color:#777}section{margin-bottom:2em}img{max-width:100%}"""
 
 
-def build_report(client: Any, *, old: str | None = None, new: str | None = None,
+def build_report(client: Client, *, old: str | None = None, new: str | None = None,
                  reward_version: str | None = None) -> str:
     """The whole page as one string (no external files, scripts or fonts)."""
     import matplotlib

@@ -26,7 +26,7 @@ import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 from store import http_request
@@ -76,7 +76,7 @@ class ChdbGateway:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = cast(tuple[str, int], self._server.server_address[:2])  # an AF_INET server
         return f"http://{host}:{port}"
 
     def start(self) -> ChdbGateway:
@@ -114,6 +114,7 @@ class ChdbGateway:
             except http_request.BodyTooLarge as exc:
                 raise GatewayError(413, 307, f"{exc}: readers send SQL, not data. (TOO_MANY_BYTES)") from None
             request = http_request.parse(url.query, req.headers, body)
+            ran: bytes | str
             if writer and request.settings.get("readonly", "0") in ("0", ""):
                 ran, out = self._write(request)
             else:

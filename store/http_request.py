@@ -15,8 +15,12 @@ import gzip
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.message import Message
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl
+
+Headers = Mapping[str, str] | Message
+"""http.server's header message, or a plain mapping."""
 
 #: URL keys that steer the HTTP exchange rather than name an engine setting
 CLIENT_ONLY = frozenset({
@@ -44,7 +48,7 @@ class Request:
     query_id: str | None
 
 
-def parse(query_string: str, headers: Mapping[str, str], body: bytes) -> Request:
+def parse(query_string: str, headers: Headers, body: bytes) -> Request:
     """The statement, bind parameters and settings of one request."""
     args = dict(parse_qsl(query_string, keep_blank_values=True))
     try:
@@ -64,7 +68,7 @@ def parse(query_string: str, headers: Mapping[str, str], body: bytes) -> Request
                    database=args.get("database") or None, query_id=args.get("query_id") or None)
 
 
-def credentials(headers: Mapping[str, str], query_string: str) -> tuple[str, str]:
+def credentials(headers: Headers, query_string: str) -> tuple[str, str]:
     """(user, password) from basic auth, ``X-ClickHouse-User``/``-Key`` or the URL, as ClickHouse reads them."""
     auth = headers.get("Authorization") or ""
     if auth[:6].lower() == "basic ":

@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import annotated_types
+from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DataError
 from pydantic import AfterValidator, BaseModel
 
@@ -312,7 +313,7 @@ WHERE {fresh('steps')} AND {after_completion} {first}""",
     ]
 
 
-def ensure_ingest(client: Any, schema: str, schema_id: int) -> str:
+def ensure_ingest(client: Client, schema: str, schema_id: int) -> str:
     """Create the landing table and views for this schema if missing; returns the table name."""
     for statement in ingest_statements(schema, schema_id):
         client.command(statement)
@@ -358,7 +359,7 @@ def isolate(count: int, insert: Callable[[list[int]], None]) -> dict[int, str]:
     return refused
 
 
-def insert_container(client: Any, table: str, schema: str, bodies: Sequence[bytes],
+def insert_container(client: Client, table: str, schema: str, bodies: Sequence[bytes],
                      check: Callable[[int], str | None]) -> dict[int, str]:
     """Insert ``bodies`` as one Avro container into ``table``; returns {index: reason} of the ones left out.
 

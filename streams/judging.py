@@ -32,9 +32,10 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.streams import Stream
 from faust.types import EventT
 from pydantic import BaseModel, ConfigDict
 
@@ -152,7 +153,7 @@ class JudgingProcessor:
                 traj = self.codec.decode(msg.value, expect=TrajectoryCompleted)
                 if not traj.group_id:
                     raise KeyError("group_id is empty")
-                by_group[traj.group_id].append((traj.session_id, msg.value))
+                by_group[traj.group_id].append((traj.session_id, msg.value or b""))  # decoded: not a tombstone
             except (CodecError, KeyError) as exc:
                 await self.dead_letter(msg.topic, msg.partition, msg.offset, msg.value, f"undecodable: {exc}")
         now = time.time()
@@ -239,7 +240,7 @@ def attach_judging(app: faust.App, cfg: ArtConfig, codec: Codec, log_epoch: int 
     @app.agent(processor.source, name="judge")
     async def judge(stream: faust.StreamT[bytes]) -> None:
         async def body() -> None:
-            async for events in stream.take_events(batch, within=within_s):
+            async for events in cast(Stream[bytes], stream).take_events(batch, within=within_s):
                 await processor.judge_batch(list(events))
 
         await guarded("the judge agent", body)
@@ -247,7 +248,7 @@ def attach_judging(app: faust.App, cfg: ArtConfig, codec: Codec, log_epoch: int 
     @app.agent(processor.regrouped, name="groups")
     async def groups(stream: faust.StreamT[bytes]) -> None:
         async def body() -> None:
-            async for events in stream.take_events(batch, within=within_s):
+            async for events in cast(Stream[bytes], stream).take_events(batch, within=within_s):
                 await processor.collect(list(events))
 
         await guarded("the groups agent", body)

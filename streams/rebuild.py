@@ -19,10 +19,12 @@ every event until the store has it, ``agents.tracking``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from clickhouse_connect.driver.client import Client
 
 from schemas.limits import MAX_MESSAGE_BYTES
 from schemas.models import dead_letter_id
@@ -56,7 +58,7 @@ class Rebuilt:
     trajectories: int = 0
 
 
-def _dead_lettered(client: Any, rows: list[tuple[Any, ...]]) -> set[Any]:
+def _dead_lettered(client: Client, rows: Sequence[Sequence[Any]]) -> set[Any]:
     """Ids of the rows (with log coordinates in columns 2..5) that are already dead letters."""
     ids = [dead_letter_id(r[2], r[3], r[4], r[5]) for r in rows]
     found: set[Any] = set()
@@ -66,7 +68,7 @@ def _dead_lettered(client: Any, rows: list[tuple[Any, ...]]) -> set[Any]:
     return found
 
 
-async def rebuild_from_mirror(client: Any, bootstrap: str, topics: Topics, *, judge: str, judge_version: str,
+async def rebuild_from_mirror(client: Client, bootstrap: str, topics: Topics, *, judge: str, judge_version: str,
                               reward_version: str, window_s: float) -> Rebuilt:
     """Produce what the stream needs from the store into the (new, empty) log; returns what was put back."""
     done = Rebuilt()

@@ -18,9 +18,10 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.streams import Stream
 from faust.types import EventT
 
 from schemas.codec import Codec
@@ -93,7 +94,8 @@ class SessionProcessor:
                 log.exception("admitting %s/%d@%d failed", msg.topic, msg.partition, msg.offset)
                 await self.dead_letter(origin, msg.value, f"internal error: {exc.__class__.__name__}: {exc}")
                 continue
-            by_session[event.session_id].append(Held.of(event, record_digest(msg.value), len(msg.value), origin))
+            value = msg.value or b""  # admitted, so never a tombstone
+            by_session[event.session_id].append(Held.of(event, record_digest(value), len(value), origin))
         ready: list[str] = []
         for session_id, arrivals in by_session.items():
             try:
@@ -219,10 +221,10 @@ class SessionProcessor:
             for key, raw in list(self.table.items()):
                 if not raw:
                     continue
-                state = SessionState.model_validate_json(raw)
-                if state.emitted is None:
+                scanned = SessionState.model_validate_json(raw)
+                if scanned.emitted is None:
                     self._open.add(key)
-                elif now - state.last_seen > stream_cfg.session_idle_timeout_s:
+                elif now - scanned.last_seen > stream_cfg.session_idle_timeout_s:
                     del self.table[key]  # late duplicates after this are refolded from the mirror, then dropped
         states: list[SessionState] = []
         for key in list(self._open):
@@ -260,7 +262,7 @@ def attach(app: faust.App, processor: SessionProcessor, batch: int | None = None
     @app.agent(processor.source, name="sessions")
     async def sessions(stream: faust.StreamT[bytes]) -> None:
         async def body() -> None:
-            async for events in stream.take_events(batch, within=within_s):
+            async for events in cast(Stream[bytes], stream).take_events(batch, within=within_s):
                 await processor.process(list(events))
 
         await guarded("the sessions agent", body)

@@ -11,6 +11,7 @@ times out. The state is small (no step bodies) because Faust writes it to a chan
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -194,7 +195,7 @@ def fold(state: SessionState | None, event: SessionEvent | Held, now: float) -> 
     return fold_many(state, [event], now)
 
 
-def fold_many(state: SessionState | None, events: list[SessionEvent] | list[Held], now: float, *,
+def fold_many(state: SessionState | None, events: Sequence[SessionEvent | Held], now: float, *,
               owned: bool = False, authoritative: bool = False) -> FoldResult:
     """Fold several events of one session (one copy of the state, not one per event), in seq order.
 

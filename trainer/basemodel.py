@@ -15,7 +15,8 @@ import io
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+from clickhouse_connect.driver.client import Client
 
 from trainer.errors import TrainerError
 from trainer.registry import ModelRecord, champion, promote, register_base_model
@@ -78,7 +79,7 @@ def convert_gguf(gguf: Path, dest: Path, say: Callable[[str], None] = lambda m: 
     return dest
 
 
-def register_base(client: Any, path: Path, *, model_id: str = BASE_ID,
+def register_base(client: Client, path: Path, *, model_id: str = BASE_ID,
                   name: str = BASE_NAME) -> tuple[ModelRecord, bool]:
     """Insert the base row once (objective ``base``); it becomes the ``general`` champion when there
     is none. Returns (row, whether it was promoted now)."""
@@ -88,7 +89,7 @@ def register_base(client: Any, path: Path, *, model_id: str = BASE_ID,
     return record, False
 
 
-def install_base(client: Any, models_dir: Path,
+def install_base(client: Client, models_dir: Path,
                  say: Callable[[str], None] = lambda m: None) -> tuple[ModelRecord, bool]:
     """`art models base`: convert the wheel's GGUF under ``models_dir`` and register it."""
     path = convert_gguf(gguf_path(), models_dir / BASE_ID, say)

@@ -14,8 +14,8 @@ import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
+from clickhouse_connect.driver.client import Client
 from pydantic import BaseModel, Field
 
 from schemas.models import Timestamp
@@ -55,13 +55,13 @@ def _now() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-def _write(client: Any, record: ModelRecord) -> None:
+def _write(client: Client, record: ModelRecord) -> None:
     row = record.model_dump()
     row["is_champion"] = int(record.is_champion)
     client.insert("models", [[row[c] for c in COLUMNS]], column_names=COLUMNS)
 
 
-def register_model(client: Any, *, result: TrainResult, cfg: TrainingConfig, window_id: str, models_dir: Path,
+def register_model(client: Client, *, result: TrainResult, cfg: TrainingConfig, window_id: str, models_dir: Path,
                    specialization: str = GENERAL, name: str | None = None, heldout_session_ids: list[str] | None = None,
                    reward_threshold: float = 0.0) -> ModelRecord:
     """Copy the adapter into ``models_dir/<model_id>/`` with config, metrics, window and curves; insert the row."""
@@ -85,7 +85,7 @@ def register_model(client: Any, *, result: TrainResult, cfg: TrainingConfig, win
     return record
 
 
-def register_base_model(client: Any, *, model_id: str, name: str, path: Path) -> ModelRecord:
+def register_base_model(client: Client, *, model_id: str, name: str, path: Path) -> ModelRecord:
     """Insert a base model's row (objective ``base``, no adapter) unless ``model_id`` is already there."""
     found = [m for m in list_models(client) if m.model_id == model_id]
     if found:
@@ -98,26 +98,26 @@ def register_base_model(client: Any, *, model_id: str, name: str, path: Path) ->
     return record
 
 
-def list_models(client: Any, specialization: str | None = None) -> list[ModelRecord]:
+def list_models(client: Client, specialization: str | None = None) -> list[ModelRecord]:
     where, params = ("WHERE specialization = {s:String}", {"s": specialization}) if specialization else ("", {})
     result = client.query(f"SELECT {', '.join(COLUMNS)} FROM models FINAL {where} ORDER BY created_at, model_id",
                           parameters=params)
     return [ModelRecord.model_validate(row) for row in result.named_results()]
 
 
-def get_model(client: Any, model_id: str) -> ModelRecord:
+def get_model(client: Client, model_id: str) -> ModelRecord:
     found = [m for m in list_models(client) if m.model_id == model_id]
     if not found:
         raise TrainerError(f"no model {model_id} in the registry")
     return found[0]
 
 
-def champion(client: Any, specialization: str = GENERAL) -> ModelRecord | None:
+def champion(client: Client, specialization: str = GENERAL) -> ModelRecord | None:
     current = [m for m in list_models(client, specialization) if m.is_champion]
     return max(current, key=lambda m: m.updated_at, default=None)
 
 
-def promote(client: Any, model_id: str) -> ModelRecord:
+def promote(client: Client, model_id: str) -> ModelRecord:
     """Make ``model_id`` the champion of its specialisation; the previous champion is demoted first."""
     record = get_model(client, model_id)
     stamp = _now()
@@ -166,7 +166,7 @@ def decide_promotion(record: ModelRecord, current: ModelRecord | None, margin: f
                              f"{theirs:.3f} by {margin:.3f}")
 
 
-def promote_if_better(client: Any, record: ModelRecord, margin: float) -> PromotionDecision:
+def promote_if_better(client: Client, record: ModelRecord, margin: float) -> PromotionDecision:
     """Promote ``record`` when ``decide_promotion`` says so. A specialisation without a champion of its own
     compares with the general champion (the model its agents are served until then)."""
     current = champion(client, record.specialization)
@@ -197,7 +197,7 @@ def evaluation_summary(record: ModelRecord) -> list[str]:
     return lines
 
 
-def record_metrics(client: Any, model_id: str, metrics: dict[str, float]) -> ModelRecord:
+def record_metrics(client: Client, model_id: str, metrics: dict[str, float]) -> ModelRecord:
     """Merge ``metrics`` into the model's row (a new version of the row; evaluation writes here)."""
     record = get_model(client, model_id)
     stamp = max(_now(), record.updated_at + timedelta(milliseconds=1))

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from clickhouse_connect.driver.client import Client
 from pydantic import BaseModel
 
 from schemas.settings import ArtConfig
@@ -92,7 +93,7 @@ def open_store(art: ArtConfig) -> Any:
     return client
 
 
-def _record_run(client: Any, run_id: str, window_id: str, cfg: TrainingConfig, specialization: str, status: str,
+def _record_run(client: Client, run_id: str, window_id: str, cfg: TrainingConfig, specialization: str, status: str,
                 started_at: datetime, steps: int = 0, metrics: dict[str, float] | None = None, model_id: str = "",
                 error: str = "") -> None:
     client.insert("training_runs", [[run_id, window_id, model_id, cfg.objective, specialization, status,
@@ -102,7 +103,7 @@ def _record_run(client: Any, run_id: str, window_id: str, cfg: TrainingConfig, s
 
 
 def run_training(art: ArtConfig, cfg: TrainingConfig, flt: WindowFilter, *, specialization: str | None = None,
-                 name: str | None = None, client: Any = None, progress: bool = True,
+                 name: str | None = None, client: Client | None = None, progress: bool = True,
                  run_id: str | None = None, window: Window | None = None) -> RunOutcome:
     """Pull (or reuse) the window, train under the lock, register the model. Promotion is by evaluated
     outcome (``art eval``), so a freshly trained model is registered, never promoted here."""
@@ -134,7 +135,7 @@ def run_training(art: ArtConfig, cfg: TrainingConfig, flt: WindowFilter, *, spec
     return RunOutcome(run_id=run_id, window_id=window.window_id, model=record, result=result)
 
 
-def resume_training(art: ArtConfig, run_id: str, *, client: Any = None, progress: bool = True) -> RunOutcome:
+def resume_training(art: ArtConfig, run_id: str, *, client: Client | None = None, progress: bool = True) -> RunOutcome:
     """Continue a killed run from its newest checkpoint: same window, same config, same final step."""
     client = client if client is not None else open_store(art)
     rows = list(client.query("SELECT window_id, config, specialization FROM training_runs FINAL "

@@ -14,6 +14,7 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
+from clickhouse_connect.driver.client import Client
 from pydantic import BaseModel, Field
 
 from schemas.models import RewardAssigned, Timestamp, TrajectoryCompleted
@@ -152,7 +153,7 @@ ORDER BY completed_at, session_id {limit}"""
     return sql.strip(), params
 
 
-def _steps_for(client: Any, session_ids: list[str]) -> dict[str, list[WindowStep]]:
+def _steps_for(client: Client, session_ids: list[str]) -> dict[str, list[WindowStep]]:
     out: dict[str, list[WindowStep]] = {s: [] for s in session_ids}
     if not session_ids:
         return out
@@ -164,7 +165,7 @@ def _steps_for(client: Any, session_ids: list[str]) -> dict[str, list[WindowStep
     return out
 
 
-def _fetch(client: Any, sql: str, params: dict[str, Any]) -> list[WindowTrajectory]:
+def _fetch(client: Client, sql: str, params: dict[str, Any]) -> list[WindowTrajectory]:
     try:
         rows = list(client.query(sql, parameters=params).named_results())
         steps = _steps_for(client, [r["session_id"] for r in rows])
@@ -178,7 +179,7 @@ def _window_id(sql: str, params: dict[str, Any], session_ids: list[str]) -> str:
     return "w" + hashlib.sha1(doc.encode()).hexdigest()[:15]
 
 
-def pull_window(client: Any, flt: WindowFilter, *, record: bool = True) -> Window:
+def pull_window(client: Client, flt: WindowFilter, *, record: bool = True) -> Window:
     """Run the window query now and (by default) record it in ``training_windows``."""
     until = flt.until or datetime.now(UTC)
     sql, params = build_query(flt, until)
@@ -191,7 +192,7 @@ def pull_window(client: Any, flt: WindowFilter, *, record: bool = True) -> Windo
     return window
 
 
-def record_window(client: Any, window: Window) -> None:
+def record_window(client: Client, window: Window) -> None:
     client.insert("training_windows", [[
         window.window_id, window.query, json.dumps(window.params, sort_keys=True), window.params["reward_version"],
         [t.session_id for t in window.trajectories], len(window.trajectories), window.step_count,
@@ -200,7 +201,7 @@ def record_window(client: Any, window: Window) -> None:
                       "step_count", "group_count", "created_at"])
 
 
-def load_window(client: Any, window_id: str) -> Window:
+def load_window(client: Client, window_id: str) -> Window:
     """The recorded window: same session ids, current (deduplicated) rows for them."""
     rows = list(client.query("SELECT query, params, session_ids, created_at FROM training_windows FINAL "
                              "WHERE window_id = {id:String}", parameters={"id": window_id}).named_results())

@@ -205,7 +205,8 @@ class RecordingProxy:
         stream = body.get("stream") is True
         hide_usage = False
         if stream:
-            options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
+            given = body.get("stream_options")
+            options: dict[str, Any] = given if isinstance(given, dict) else {}
             if options.get("include_usage") is not True:
                 body["stream_options"] = {**options, "include_usage": True}
                 raw, hide_usage = json.dumps(body).encode(), True

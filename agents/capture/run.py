@@ -41,9 +41,10 @@ def make_trackers(cfg: ArtConfig, bootstrap: str | None, epoch_file: Path | None
         return (Tracker.from_config(cfg),
                 Tracker.from_config(cfg, spool_dir=spool / DEAD_LETTER_SPOOL, topic=topics.dead_letters))
     codec = Codec(registry_for(cfg.kafka.schema_registry_url, cfg.storage.data_dir))
-    follow = {"stack_dir": epoch_file.parent.parent} if epoch_file else {}  # <data_dir>/run/stack.json: follow it
-    return (Tracker(bootstrap, topics, codec, spool, **follow),
-            Tracker(bootstrap, topics, codec, spool / DEAD_LETTER_SPOOL, topic=topics.dead_letters, **follow))
+    stack_dir = epoch_file.parent.parent if epoch_file else None  # <data_dir>/run/stack.json: follow it
+    return (Tracker(bootstrap, topics, codec, spool, stack_dir=stack_dir),
+            Tracker(bootstrap, topics, codec, spool / DEAD_LETTER_SPOOL, topic=topics.dead_letters,
+                    stack_dir=stack_dir))
 
 
 def build_app(kind: str, cfg: ArtConfig, events: Tracker, dead: Tracker, upstream: str | None) -> web.Application:

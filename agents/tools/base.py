@@ -118,8 +118,11 @@ class Toolbox:
 
 
 class ToolSpecLike(Protocol):
-    name: str
-    config: dict[str, Any]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def config(self) -> dict[str, Any]: ...
 
 
 def build_toolbox(specs: Iterable[ToolSpecLike], base_dir: Path) -> Toolbox:
