@@ -14,6 +14,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /opt/art-stream
 COPY pyproject.toml README.md ./
 COPY cli ./cli
+COPY config ./config
 COPY schemas ./schemas
 COPY store ./store
 COPY streams ./streams

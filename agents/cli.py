@@ -18,7 +18,7 @@ from agents.runner import RunResult, run_rollouts
 from cli.options import ConfigOpt
 from cli.output import err, fail, out, warn
 from cli.stores import store_reader
-from schemas.settings import ArtConfig, load_config
+from config.settings import ArtConfig, load_config
 from store.clickhouse import error_text, reader, writer
 
 

@@ -20,7 +20,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agents.recording import AgentError
-from schemas.settings import ArtConfig
+from config.settings import ArtConfig
 
 
 class LLMError(AgentError):

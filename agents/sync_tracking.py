@@ -13,8 +13,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from agents.tracking import TrackedSession, Tracker
+from config.settings import ArtConfig
 from schemas.models import Action, SessionStatus
-from schemas.settings import ArtConfig
 
 T = TypeVar("T")
 

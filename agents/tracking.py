@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from agents.delivery import Delivery
+from config.settings import ArtConfig
 from schemas.codec import Codec
 from schemas.limits import MAX_EVENT_BYTES
 from schemas.models import (
@@ -33,7 +34,6 @@ from schemas.models import (
 )
 from schemas.registry import registry_for
 from schemas.runtime import read_stack_info
-from schemas.settings import ArtConfig
 from schemas.topics import Topics, TopicSpec
 from schemas.totals import RunningTotals
 

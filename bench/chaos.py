@@ -26,9 +26,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from bench.poison import Poisoner, Record, good_session
+from config.settings import load_config
 from schemas.codec import Codec
 from schemas.registry import registry_for
-from schemas.settings import load_config
 from stack.launcher import StackProcess
 
 TARGETS = ("worker-0", "sink-0", "broker", "stack")

@@ -56,9 +56,9 @@ def run_slow_test(env: dict[str, str], say: Callable[[str], None]) -> str:
 def bench_loop(*, rounds: int, groups: int | None, per_family: int | None, objective: str | None,
                data_dir: Path | None, models_dir: Path | None, slow_test: bool, budget_s: float | None,
                say: Callable[[str], None]) -> dict[str, Any]:
+    from config.settings import LearningConfig, load_config
     from learning.cli import run_loop
     from learning.loop import LoopSettings
-    from schemas.settings import LearningConfig, load_config
     from stack.supervisor import Stack
     from trainer.basemodel import register_base
     from trainer.runs import open_store

@@ -45,8 +45,8 @@ from bench.proc import per_event_us, sample
 def sdk_part(conn: Connection, data_dir: str, schedule_json: str, part: int, parts: int, give_up_s: float) -> None:
     """One agent process: the tracking SDK with its defaults, driven by the schedule."""
     from agents.tracking import TrackedSession, Tracker
+    from config.settings import load_config
     from schemas.models import SessionStatus
-    from schemas.settings import load_config
 
     schedule = Schedule.model_validate_json(schedule_json)
     steps = schedule.shape.steps
@@ -90,8 +90,8 @@ class StackUnderTest:
         self._reader = ExitStack()
 
     def start(self, timeout_s: float = 180.0) -> StackUnderTest:
+        from config.settings import load_config
         from schemas.runtime import read_stack_info
-        from schemas.settings import load_config
         from stack import processes
         from store.clickhouse import reader
 

@@ -28,6 +28,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.measure import MIN_BASELINE_S, describe, progress, ratio_fields, spread
+from config.settings import ArtConfig, KafkaConfig, StorageConfig
 from consumers.replay import ReplayRequest, read_topic, run_replay
 from judges import HeuristicJudge, HeuristicRuler
 from schemas.codec import Codec
@@ -42,7 +43,6 @@ from schemas.models import (
     UseTool,
 )
 from schemas.registry import registry_for
-from schemas.settings import ArtConfig, KafkaConfig, StorageConfig
 
 
 def make_trajectory(i: int, steps: int = 5, group_size: int = 4) -> TrajectoryCompleted:

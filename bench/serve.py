@@ -109,7 +109,7 @@ def bench_serve(model_dir: Path, *, chats: int = 8, max_tokens: int = 64, repeat
 
 def default_model_dir() -> Path:
     """The converted SmolLM2 of `art models base` under the configured data dir."""
-    from schemas.settings import load_config
+    from config.settings import load_config
     from trainer.basemodel import converted_dir
 
     return converted_dir(load_config().storage.resolved_models_dir())

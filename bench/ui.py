@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import describe, ratio_fields, spread
-from schemas.settings import ArtConfig
+from config.settings import ArtConfig
 from store.clickhouse import connect, ensure_schema
 from ui import trajectories
 from ui.filters import Cursor, TrajectoryFilter

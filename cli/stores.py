@@ -14,7 +14,7 @@ import typer
 from clickhouse_connect.driver.client import Client
 
 from cli.output import fail
-from schemas.settings import ArtConfig
+from config.settings import ArtConfig
 from store.clickhouse import StoreError, error_text, reader
 
 

@@ -26,13 +26,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from clickhouse_connect.driver.client import Client
 
+from config.settings import ArtConfig
 from consumers.replay_model import ReplayError, ReplayRequest, ReplayResult, parse_since, replay_config
 from consumers.replay_sql import SqlReplay, run_sql_replay
 from judges import HeuristicJudge, JudgeCache, build_judge, build_ruler
 from schemas.codec import Codec
 from schemas.errors import CodecError
 from schemas.models import TrajectoryCompleted
-from schemas.settings import ArtConfig
 
 Progress = Callable[[int, int | None], None]  # (records read, records expected or None while unknown)
 Batch = list[tuple[int, int, int, bytes]]  # (log epoch, partition, offset, value)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schemas.settings import ArtConfig
+from config.settings import ArtConfig
 
 
 class ReplayError(Exception):

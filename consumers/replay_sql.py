@@ -26,13 +26,13 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from config.settings import ArtConfig
 from consumers.replay_model import ReplayRequest, ReplayResult
 from judges import JudgeWeights
 from judges.heuristic_sql import INPUT_FIELDS, SqlHeuristic, measure_select, unique_select
 from schemas.catalog import schema_text
 from schemas.codec import Codec
 from schemas.container import SOURCE_COLUMNS, field_types, with_source_fields, zigzag
-from schemas.settings import ArtConfig
 from store.clickhouse import literal
 from store.ingest import insert_container
 

@@ -9,11 +9,11 @@ import signal
 from pathlib import Path
 
 from cli.logs import configure_logging
+from config.settings import load_config
 from consumers.sink import ClickHouseSink, log_progress
 from schemas.codec import Codec
 from schemas.registry import registry_for
 from schemas.runtime import Watermark, write_watermark
-from schemas.settings import load_config
 from store.clickhouse import writer
 
 

@@ -20,8 +20,8 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from config.settings import JudgeConfig
 from schemas.models import TrajectoryCompleted, TrajectoryJudged, TrajectoryStep
-from schemas.settings import JudgeConfig
 
 METRICS: tuple[str, ...] = (
     "task_completion",

@@ -7,12 +7,12 @@ or "ruler-llm@…", so the version stamped on every reward also says which code 
 
 from __future__ import annotations
 
+from config.settings import ArtConfig
 from judges.cache import JudgeCache
 from judges.errors import JudgeError
 from judges.heuristic import HeuristicJudge
 from judges.llm import LLMJudge
 from judges.ruler import HeuristicRuler, LLMRuler
-from schemas.settings import ArtConfig
 
 
 def build_judge(config: ArtConfig, *, cache: JudgeCache | None = None) -> HeuristicJudge | LLMJudge:

@@ -27,9 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import pairwise
 
+from config.settings import JudgeConfig
 from judges.contract import JudgeWeights, MetricScores, make_judgment, ordered_steps
 from schemas.models import Answer, SessionStatus, TrajectoryCompleted, TrajectoryJudged, UseTool
-from schemas.settings import JudgeConfig
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,13 @@ from typing import Any, Generic, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from config.settings import ArtConfig, ModelsConfig
 from judges.cache import JudgeCache, content_hash
 from judges.contract import METRICS, JudgeWeights, MetricScores, clamp, make_judgment
 from judges.errors import AnswerError, JudgeError
 from judges.parsing import extract_json, parse_metric_scores
 from judges.prompts import JUDGE_RETRY, Message, judge_messages
 from schemas.models import TrajectoryCompleted, TrajectoryJudged
-from schemas.settings import ArtConfig, ModelsConfig
 
 T = TypeVar("T")
 

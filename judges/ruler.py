@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from config.settings import ArtConfig
 from judges.cache import JudgeCache, content_hash
 from judges.contract import JudgeWeights, clamp, reward_id
 from judges.errors import JudgeError, RulerResponseError
@@ -34,7 +35,6 @@ from judges.llm import ChatClient, Exchange
 from judges.parsing import extract_json
 from judges.prompts import RULER_RETRY, render_steps, render_task, ruler_messages
 from schemas.models import ClosedBy, RewardAssigned, TrajectoryCompleted, UseTool
-from schemas.settings import ArtConfig
 
 RULER_WEIGHTS: dict[str, float] = {"success": 0.4, "efficiency": 0.2, "quality": 0.3, "novelty": 0.1}
 ADVANTAGE_EPS = 1e-6

@@ -35,9 +35,9 @@ def eval_command(
                        ] = True,
 ) -> None:
     """Run the held-out mission suite with the ReAct runner against the served MODEL; store the metrics."""
+    from config.errors import ConfigError
+    from config.settings import load_config
     from learning.errors import LearningError
-    from schemas.errors import ConfigError
-    from schemas.settings import load_config
 
     try:
         art = load_config(config)
@@ -111,10 +111,10 @@ def loop_command(
                                                         "last round's duration says would end later")] = None,
 ) -> None:
     """Rounds of: champion runs training missions -> judge + RULER -> train -> eval -> promote -> hot-load."""
+    from config.errors import ConfigError
+    from config.settings import load_config
     from learning.errors import LearningError
     from learning.loop import LoopSettings
-    from schemas.errors import ConfigError
-    from schemas.settings import load_config
     from trainer.errors import TrainerError
 
     try:

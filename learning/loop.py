@@ -28,11 +28,11 @@ from pydantic import BaseModel, Field
 from agents.llm import ChatClient
 from agents.recording import SessionOpener
 from agents.suite import FAMILIES, build_suite
+from config.settings import ArtConfig
 from learning.endpoint import wait_until
 from learning.evaluation import EvalReport, EvalSettings, evaluate
 from learning.judged import wait_for_rewards
 from learning.rollouts import Planned, agent_config, run_planned
-from schemas.settings import ArtConfig
 from schemas.transcript import TRAINING
 from trainer.config import TrainingConfig
 from trainer.registry import PromotionDecision, get_model, promote_if_better

@@ -15,10 +15,10 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from config.settings import ArtConfig
 from learning.endpoint import ServeProcess
 from learning.errors import LearningError
 from schemas.runtime import read_stack_info
-from schemas.settings import ArtConfig
 
 
 @dataclass

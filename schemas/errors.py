@@ -31,7 +31,3 @@ class InvalidRecord(CodecError):
 
 class RegistryError(SchemaError):
     """The schema registry refused or could not be reached."""
-
-
-class ConfigError(SchemaError):
-    """Configuration names a key with a value it cannot take."""

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
-from schemas.settings import ArtConfig
+from config.settings import ArtConfig
 
 
 class StackInfo(BaseModel):

@@ -29,8 +29,8 @@ def base_dir_for(model_dir: Path | None, configured: str, records: list[Any]) ->
 
 def _store_fetch(config: Path | None) -> tuple[Any, Any]:
     """(config, registry fetch) over the live stack's gateway, or the configured store."""
+    from config.settings import load_config
     from schemas.runtime import clickhouse_dsn_for
-    from schemas.settings import load_config
     from serving.server import registry_fetch
     from store.clickhouse import ensure_schema, writer
 

@@ -15,6 +15,7 @@ import typer
 from agents.recording import AgentError
 from cli.errors import BoundaryGroup
 from cli.output import out
+from config.errors import ConfigError
 from consumers.replay_model import ReplayError
 from judges.errors import JudgeError
 from schemas.errors import SchemaError
@@ -23,7 +24,8 @@ from trainer.errors import TrainerError
 
 
 class ArtGroup(BoundaryGroup):
-    expected = (*BoundaryGroup.expected, SchemaError, StoreError, TrainerError, ReplayError, JudgeError, AgentError)
+    expected = (*BoundaryGroup.expected, ConfigError, SchemaError, StoreError, TrainerError, ReplayError, JudgeError,
+                AgentError)
 
 
 def _version() -> str:

@@ -15,8 +15,8 @@ from cli.logs import configure_logging
 from cli.options import ConfigOpt
 from cli.output import err, fail, out, print_rows
 from cli.stores import store_reader
+from config.settings import load_config
 from schemas.runtime import read_stack_info
-from schemas.settings import load_config
 
 
 def up(config: ConfigOpt = None,

@@ -25,8 +25,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cli.options import ConfigOpt
 from cli.output import err, print_rows
 from cli.output import out as console
+from config.settings import load_config
 from schemas.runtime import read_stack_info
-from schemas.settings import load_config
 from stack.commands import print_stats
 from store.clickhouse import literal, writer
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from agents.missions import EXAMPLE_MISSION
 from cli.output import err, fail
-from schemas.settings import SECTIONS, ArtConfig
+from config.settings import SECTIONS, ArtConfig
 
 HEADER = """# ART Stream configuration. Environment variables override any key:
 # ART_<SECTION>_<KEY> for a section (ART_KAFKA_BOOTSTRAP), ART_<KEY> for [art] (ART_REWARD_THRESHOLD);
@@ -51,7 +51,7 @@ def _lines(model: type[BaseModel], section: str, values: BaseModel) -> list[str]
 
 
 def render_template(data_dir: Path) -> str:
-    """art.toml with every key of ``schemas.settings`` at its default (``data_dir`` as given), each
+    """art.toml with every key of ``config.settings`` at its default (``data_dir`` as given), each
     with its field's description: a new config field is in the template without anyone adding it."""
     defaults = ArtConfig(storage={"data_dir": data_dir})  # type: ignore[arg-type]
     parts = [HEADER, "[art]", *_lines(ArtConfig, "", defaults)]

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from config.settings import ArtConfig, load_config
 from schemas.runtime import StackInfo, read_stack_info
-from schemas.settings import ArtConfig, load_config
 from stack import processes
 from store.clickhouse import writer
 

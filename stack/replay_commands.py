@@ -11,11 +11,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cli.options import ConfigOpt
 from cli.output import err, fail, out
+from config.settings import load_config
 from consumers.replay import ReplayError, ReplayRequest, parse_since, run_replay
 from schemas.codec import Codec
 from schemas.registry import registry_for
 from schemas.runtime import read_stack_info
-from schemas.settings import load_config
 from store.clickhouse import writer
 
 

@@ -23,7 +23,7 @@ from cli.options import ConfigOpt
 from cli.output import err as console
 from cli.output import fail
 from cli.stores import store_reader
-from schemas.settings import load_config
+from config.settings import load_config
 
 MAX_BARS = 40
 

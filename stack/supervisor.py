@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from config.settings import ArtConfig
 from schemas.runtime import StackInfo, clear_watermarks, stack_file, write_stack_info
-from schemas.settings import ArtConfig
 from stack import processes
 from stack.broker import EmbeddedBroker, ensure_topics, free_port
 from stack.ports import ensure_free, kept_ports

@@ -19,7 +19,7 @@ from pathlib import Path
 from aiokafka.errors import KafkaError
 
 from cli.logs import configure_logging
-from schemas.settings import load_config
+from config.settings import load_config
 from stack.broker import create_topics
 
 log = logging.getLogger("stack.topics")

@@ -20,8 +20,8 @@ from urllib.parse import urlparse
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from config.settings import ArtConfig
 from schemas.runtime import clickhouse_dsn_for
-from schemas.settings import ArtConfig
 from store import secret as writer_secret
 
 DDL_DIR = Path(__file__).parent / "ddl"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import faust
 
+from config.settings import ArtConfig
 from schemas.limits import MAX_MESSAGE_BYTES
-from schemas.settings import ArtConfig
 from streams.transport import StreamApp
 
 

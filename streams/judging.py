@@ -39,11 +39,11 @@ from faust.streams import Stream
 from faust.types import EventT
 from pydantic import BaseModel, ConfigDict
 
+from config.settings import ArtConfig
 from judges import build_judge, build_ruler
 from schemas.codec import Codec
 from schemas.errors import CodecError
 from schemas.models import RewardAssigned, TrajectoryCompleted
-from schemas.settings import ArtConfig
 from streams.crash import guarded
 from streams.topics import DeadLetters, raw_topic
 

@@ -24,10 +24,10 @@ import faust
 from faust.streams import Stream
 from faust.types import EventT
 
+from config.settings import ArtConfig
 from schemas.codec import Codec
 from schemas.models import DEAD_LETTER_NAMESPACE, ClosedBy, StepRecorded
 from schemas.rules import Refused, admit
-from schemas.settings import ArtConfig
 from streams.assembly import assemble, missing_steps
 from streams.crash import guarded
 from streams.mirror import Mirror

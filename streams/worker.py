@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 from cli.logs import configure_logging
+from config.settings import load_config
 from schemas.codec import Codec
 from schemas.registry import registry_for
 from schemas.runtime import free_port
-from schemas.settings import load_config
 from store.clickhouse import writer
 from streams.app import create_app
 from streams.judging import attach_judging

@@ -19,6 +19,9 @@ FORBIDDEN = {
     # learning drives runs, training and the server; it reads the registry and the server's catalog
     "learning": {"streams", "consumers", "bench"},
     "agents": {"streams", "consumers", "trainer", "learning", "serving", "stack", "bench"},
+    # configuration reads art.toml and the environment; it knows the topic names (schemas) and nothing else
+    "config": {"streams", "consumers", "trainer", "agents", "judges", "store", "stack", "bench", "serving",
+               "learning", "cli", "ui"},
     "schemas": {"streams", "consumers", "trainer", "agents", "judges", "store", "stack", "bench", "serving",
                 "learning", "cli"},
     "judges": {"streams", "consumers", "trainer", "stack", "bench", "serving", "learning", "cli"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from schemas.settings import SECTIONS, TABLES, ArtConfig, load_config
+from config.settings import SECTIONS, TABLES, ArtConfig, load_config
 from stack.init_config import render_template
 
 

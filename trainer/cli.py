@@ -66,7 +66,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _train(specialization: str | None, **kwargs: Any) -> None:
-    from schemas.settings import load_config
+    from config.settings import load_config
     from trainer.runs import resume_training, run_training
     from trainer.windows import WindowFilter
 
@@ -121,7 +121,7 @@ def _models_app() -> typer.Typer:
     config_opt = typer.Option(None, "--config", "-c", help="art.toml (default: ./art.toml or $ART_CONFIG)")
 
     def client(config: Path | None) -> Any:
-        from schemas.settings import load_config
+        from config.settings import load_config
         from trainer.runs import open_store
 
         return open_store(load_config(config))
@@ -161,7 +161,7 @@ def _models_app() -> typer.Typer:
     def base(config: Path | None = config_opt) -> None:
         """Convert the installed SmolLM2-135M-Instruct GGUF into <data_dir>/models/ once and register it as
         a base model (the general champion when there is none). Idempotent; nothing is downloaded."""
-        from schemas.settings import load_config
+        from config.settings import load_config
         from trainer.basemodel import install_base
 
         art = load_config(config)
@@ -187,7 +187,7 @@ def _trainer_command(
     """Count qualifying rewards from Kafka and start a training run when enough have arrived."""
     import asyncio
 
-    from schemas.settings import load_config
+    from config.settings import load_config
     from trainer.consumer import run_trainer_consumer
 
     art = load_config(config)

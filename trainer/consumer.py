@@ -20,11 +20,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from config.settings import ArtConfig
 from schemas.codec import Codec
 from schemas.errors import SchemaError
 from schemas.models import RewardAssigned
 from schemas.registry import registry_for
-from schemas.settings import ArtConfig
 from trainer.runs import RunLock, lock_path
 
 log = logging.getLogger(__name__)

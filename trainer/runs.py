@@ -18,7 +18,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from pydantic import BaseModel
 
-from schemas.settings import ArtConfig
+from config.settings import ArtConfig
 from trainer.config import TrainingConfig
 from trainer.errors import RunLockedError, TrainerError
 from trainer.registry import ModelRecord, register_model

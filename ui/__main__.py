@@ -9,7 +9,7 @@ import logging
 import signal
 from pathlib import Path
 
-from schemas.settings import load_config
+from config.settings import load_config
 from ui.app import serve
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from schemas.settings import ArtConfig
+from config.settings import ArtConfig
 from ui import formatting
 from ui.filters import FilterError
 from ui.live import LiveMonitor

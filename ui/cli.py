@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from schemas.errors import ConfigError
-from schemas.settings import load_config
+from config.errors import ConfigError
+from config.settings import load_config
 
 err_console = Console(stderr=True)
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="art.toml (default: ./art.toml or $ART_CONFIG)")]

@@ -14,8 +14,8 @@ import time
 from collections import deque
 from typing import Any
 
+from config.settings import ArtConfig
 from schemas.runtime import read_stack_info
-from schemas.settings import ArtConfig
 from ui.broker import BrokerProbe, BrokerSample
 from ui.store import UiStore
 

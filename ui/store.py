@@ -17,10 +17,8 @@ import time
 from contextlib import ExitStack
 from typing import Any
 
-from clickhouse_connect.driver.client import Client
-
+from config.settings import ArtConfig
 from schemas.runtime import clickhouse_dsn_for
-from schemas.settings import ArtConfig
 from store.clickhouse import StoreError, error_text, reader
 
 
@@ -34,7 +32,7 @@ class UiStore:
         self.idle_release_s = idle_release_s
         self._lock = threading.Lock()
         self._stack: ExitStack | None = None
-        self._client: Client | None = None
+        self._client: Any = None  # the reader's client (ui/ imports no ClickHouse client module)
         self._target = ""
         self._last_used = 0.0
 

@@ -12,7 +12,7 @@ import typer
 from cli.logs import configure_logging
 from cli.options import ConfigOpt
 from cli.output import err, fail
-from schemas.settings import load_config
+from config.settings import load_config
 
 
 def _serve(kind: str, config: Path | None, host: str | None, port: int, upstream: str | None) -> None:

@@ -24,9 +24,9 @@ from agents.capture.sessions import SessionBook
 from agents.capture.traces import TraceBuffer
 from agents.tracking import Tracker
 from cli.logs import configure_logging
+from config.settings import ArtConfig, load_config
 from schemas.codec import Codec
 from schemas.registry import registry_for
-from schemas.settings import ArtConfig, load_config
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import ArtConfig
 from judges import HeuristicJudge, HeuristicRuler, JudgeError, LLMJudge, LLMRuler, build_judge, build_ruler
-from schemas.settings import ArtConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 

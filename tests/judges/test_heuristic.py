@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
+from config.settings import JudgeConfig
 from judges import DEFAULT_WEIGHTS, HeuristicJudge, Judge, JudgeWeights, MetricScores, judgment_id
 from judges.contract import ID_NAMESPACE
 from schemas.models import ClosedBy, SessionStatus
-from schemas.settings import JudgeConfig
 from tests.judges.builders import answer, think, tool, trajectory
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from config.settings import ArtConfig
 from consumers.replay_model import ReplayRequest
 from consumers.replay_sql import SqlReplay, run_sql_replay
 from judges import HeuristicJudge, HeuristicRuler
@@ -23,7 +24,6 @@ from judges.heuristic_sql import PY_SPACE, py_strip
 from schemas.codec import Codec
 from schemas.models import ClosedBy, SessionStatus, TrajectoryCompleted
 from schemas.registry import LocalRegistry
-from schemas.settings import ArtConfig
 from tests.judges.builders import T0, answer, think, tool, trajectory
 
 SPACES = ["", " ", "\t", "\u3000", "\xa0 ", "\n"]

@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
+from config.settings import load_config
 from judges import RULER_WEIGHTS, HeuristicRuler, JudgeError, Ruler, advantages, build_ruler, reward_id
 from judges.contract import ID_NAMESPACE
 from schemas.models import ClosedBy, SessionStatus
-from schemas.settings import load_config
 from tests.judges.builders import answer, tool, trajectory
 
 

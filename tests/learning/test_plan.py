@@ -51,8 +51,8 @@ def test_a_round_starts_only_when_the_last_rounds_duration_still_fits_the_budget
 
 
 def test_a_loop_warns_when_a_slow_llm_call_would_outlast_the_streams_idle_timeout() -> None:
+    from config.settings import ArtConfig
     from learning.session import idle_timeout_warning
-    from schemas.settings import ArtConfig
 
     default = ArtConfig()  # idle 300 s, call 900 s: a loaded server closes runs half-done
     assert idle_timeout_warning(default) == (

@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from schemas.settings import ArtConfig, StorageConfig
+from config.settings import ArtConfig, StorageConfig
 from tests.serving.support import prompt_ids, recompute
 from trainer.config import TrainingConfig
 from trainer.registry import promote

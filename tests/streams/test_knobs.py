@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from config.settings import load_config
 from schemas.codec import Codec
 from schemas.registry import LocalRegistry
-from schemas.settings import load_config
 from streams.app import create_app
 from streams.judging import JudgingProcessor
 from streams.sessions import SessionProcessor

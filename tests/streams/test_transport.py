@@ -10,7 +10,7 @@ import asyncio
 
 import faust
 
-from schemas.settings import ArtConfig, StreamConfig
+from config.settings import ArtConfig, StreamConfig
 from streams.app import create_app
 
 

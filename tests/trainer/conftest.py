@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from schemas.settings import ArtConfig, StorageConfig
+from config.settings import ArtConfig, StorageConfig
 from tests.trainer.rows import insert_runs
 from trainer import synthetic
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from config.settings import ArtConfig
 from schemas.codec import Codec
 from schemas.models import RewardAssigned
 from schemas.registry import registry_for
-from schemas.settings import ArtConfig
 from schemas.topics import Topics
 from trainer.consumer import TrainerState, count, is_due, load_state, run_trainer_consumer, state_path
 

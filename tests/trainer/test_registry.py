@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from schemas.settings import ArtConfig
+from config.settings import ArtConfig
 from trainer.config import TrainingConfig
 from trainer.errors import RunLockedError
 from trainer.registry import champion, get_model, list_models, promote

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from schemas.settings import ArtConfig
+from config.settings import ArtConfig
 from ui.app import create_app
 from ui.registry import read_curves
 

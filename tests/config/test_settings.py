@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from schemas.errors import ConfigError
-from schemas.settings import load_config
+from config.errors import ConfigError
+from config.settings import load_config
 
 
 def test_file_then_env_overrides(tmp_path: Path) -> None:
