@@ -2,7 +2,8 @@
 
 The sink's hot path sends each batch of session events as one Avro object container (see
 ``schemas.container``) into ``ingest_session_events_<schema id>``, a Null-engine table; two
-materialized views write ``session_events`` and ``steps`` from it. Decoding, the event rules, in-batch
+materialized views write ``session_events`` and ``steps`` from it. These internal tables live in their
+own database (``<database>_ingest``), out of the analysts' ``SHOW TABLES``. Decoding, the event rules, in-batch
 duplicates and keys already stored are all handled there, column by column:
 
 - what the stream refuses is not stored (it dead-letters it): the verdict of ``schemas.rules.admit``
@@ -75,8 +76,14 @@ def frame_prefix(log_epoch: int, topic: str, partition: int) -> bytes:
     return zigzag(log_epoch) + zigzag(len(name)) + name + zigzag(partition)
 
 
-def landing_table(schema_id: int) -> str:
-    return f"ingest_session_events_{schema_id}"
+def internal_database(database: str) -> str:
+    """The sink's landing tables and their views, beside ``database`` and out of its ``SHOW TABLES``."""
+    return f"{database}_ingest"
+
+
+def landing_table(database: str, schema_id: int) -> str:
+    """``<database>_ingest.ingest_session_events_<schema id>`` (names are checked identifiers)."""
+    return f"{internal_database(database)}.ingest_session_events_{schema_id}"
 
 
 def _strict_nullables(avro: Any) -> Any:
@@ -241,12 +248,13 @@ def validity(schema: str, kind: str) -> str:
 # --- tables and views -------------------------------------------------------------------------
 
 
-def ingest_statements(schema: str, schema_id: int) -> list[str]:
+def ingest_statements(schema: str, schema_id: int, database: str) -> list[str]:
     """DDL of the landing table, the checked stage and the two views for SessionEvent schema ``schema``.
 
     Landing -> checked (both Null tables): the verdict and the kind are computed once per row there;
     the views into ``session_events`` and ``steps`` read the checked rows."""
-    table = landing_table(schema_id)
+    table = landing_table(database, schema_id)
+    session_events, steps = f"{database}.session_events", f"{database}.steps"
     checked = f"{table}_checked"
     schema = _event_schema(schema)
     doc = json.loads(schema)
@@ -267,7 +275,7 @@ def ingest_statements(schema: str, schema_id: int) -> list[str]:
                 f"WHERE session_id IN (SELECT session_id FROM {checked}))")
 
     # after the completion: stored before (a join on the stored completions), or in this batch (a window)
-    stored_done = ("(SELECT session_id, min(seq) AS done FROM session_events WHERE kind = 'session_completed' "
+    stored_done = (f"(SELECT session_id, min(seq) AS done FROM {session_events} WHERE kind = 'session_completed' "
                    f"AND session_id IN (SELECT session_id FROM {checked}) GROUP BY session_id)")
     after_completion = (f"(session_id, seq) NOT IN (SELECT session_id, seq FROM {events} AS late INNER JOIN "
                         f"{stored_done} AS c USING session_id WHERE late.seq > c.done) "
@@ -291,12 +299,12 @@ def ingest_statements(schema: str, schema_id: int) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {checked} ({INGEST_COLUMNS}, {columns}, kind String, valid Bool) {null}",
         f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_to_checked TO {checked} AS
 SELECT * EXCEPT src_end, {kind} AS kind, ifNull({validity(schema, "kind")}, false) AS valid FROM {table}""",
-        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_to_session_events TO session_events AS
+        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_to_session_events TO {session_events} AS
 SELECT session_id, seq, toUUID(event_id) AS event_id, kind, agent_name, ts, src_raw AS payload,
        toUInt64(src_epoch) AS log_epoch, src_topic AS topic, toUInt32(src_partition) AS partition,
        toUInt64(src_offset) AS offset
-FROM {events} WHERE {fresh('session_events')} AND {after_completion} {first}""",
-        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_to_steps TO steps AS
+FROM {events} WHERE {fresh(session_events)} AND {after_completion} {first}""",
+        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_to_steps TO {steps} AS
 SELECT session_id, seq, s.step_number AS step_number, agent_name, s.observation AS observation,
        s.thought AS thought, {action_kind} AS action_kind,
        if(action_kind = 'use_tool', variantElement({a}, {ut}).tool, '') AS tool, {text} AS action_text,
@@ -309,15 +317,17 @@ SELECT session_id, seq, s.step_number AS step_number, agent_name, s.observation 
        toUInt64(src_offset) AS offset
 FROM (SELECT *, variantElement(payload, {literal(payloads['StepRecorded'][0])}) AS s FROM {events}
       WHERE kind = 'step_recorded')
-WHERE {fresh('steps')} AND {after_completion} {first}""",
+WHERE {fresh(steps)} AND {after_completion} {first}""",
     ]
 
 
 def ensure_ingest(client: Client, schema: str, schema_id: int) -> str:
     """Create the landing table and views for this schema if missing; returns the table name."""
-    for statement in ingest_statements(schema, schema_id):
+    database = client.database or "default"
+    client.command(f"CREATE DATABASE IF NOT EXISTS {internal_database(database)}")
+    for statement in ingest_statements(schema, schema_id, database):
         client.command(statement)
-    return landing_table(schema_id)
+    return landing_table(database, schema_id)
 
 
 # --- inserting --------------------------------------------------------------------------------

@@ -61,6 +61,9 @@ def test_the_ingest_views_fill_the_same_columns(store: Any) -> None:
     for spec in (SESSION_EVENTS, STEPS):
         view = f"{table}_to_{spec.name}"
         assert [row[0] for row in store.query(f"DESCRIBE TABLE {view}").result_rows] == list(spec.columns), view
+    internal = {r[0] for r in store.query(f"SHOW TABLES FROM {table.split('.')[0]}").result_rows}
+    assert {f"{table.split('.')[1]}{s}" for s in ("", "_checked", "_to_checked", "_to_steps")} <= internal
+    assert not [name for (name,) in store.query("SHOW TABLES").result_rows if name.startswith("ingest_")]
 
 
 def events(sid: str) -> list[SessionEvent]:
