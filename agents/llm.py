@@ -1,8 +1,10 @@
-"""A small async client for OpenAI-compatible chat endpoints (vLLM, Ollama, llama.cpp, OpenAI).
+"""The one client for OpenAI-compatible chat endpoints (vLLM, Ollama, llama.cpp, OpenAI, `art serve`).
 
-Only ``POST {base_url}/chat/completions`` is used, so any server speaking that dialect works. The
-reply is validated with pydantic; token counts come from the ``usage`` field (0 when a server
-omits it). Transport errors and 5xx answers are retried a few times, then raised as ``LLMError``.
+Agents await ``chat``; the LLM judges (``judges.llm``) use the same client, from async code or, via
+``chat_sync``, from sync code. Only ``POST {base_url}/chat/completions`` is used, so any server speaking
+that dialect works. The reply is validated with pydantic; token counts come from the ``usage`` field
+(0 when a server omits it). Transport errors and 5xx answers are retried ``retries`` times, then
+raised as ``LLMError`` naming the URL and the cause.
 
 ``chat(..., logprobs=True)`` also asks for the completion's token ids and logprobs in vLLM's
 dialect (``logprobs`` + ``return_tokens_as_token_ids``: tokens come back as ``token_id:<id>``),
@@ -13,6 +15,7 @@ is asked again without it, once per client: traces are a bonus, never a reason t
 from __future__ import annotations
 
 import asyncio
+import time
 from types import TracebackType
 from typing import Literal, Protocol
 
@@ -115,11 +118,15 @@ class OpenAIChatClient:
         if not base_url:
             raise LLMError("no LLM endpoint configured: set [art.models] llm_base_url (or ART_MODELS_LLM_BASE_URL)")
         self.base_url = base_url.rstrip("/")
+        self.url = f"{self.base_url}/chat/completions"
         self.model = model
         self.retries = retries
+        self.timeout_s = timeout_s
         self.traces_refused = False  # the endpoint refused the token-id extension once: stop asking
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.AsyncClient(timeout=timeout_s, headers=headers, trust_env=False)
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http: httpx.AsyncClient | None = None
+        self._http_loop: asyncio.AbstractEventLoop | None = None
+        self._sync: httpx.Client | None = None
 
     @classmethod
     def from_config(cls, cfg: ArtConfig, model: str = "") -> OpenAIChatClient:
@@ -129,12 +136,7 @@ class OpenAIChatClient:
     async def chat(self, messages: list[ChatMessage], *, temperature: float = 0.7,
                    max_tokens: int | None = None, model: str | None = None, logprobs: bool = False,
                    stop: list[str] | None = None) -> ChatReply:
-        body: dict[str, object] = {"model": model or self.model, "temperature": temperature,
-                                   "messages": [m.model_dump() for m in messages]}
-        if max_tokens is not None:
-            body["max_tokens"] = max_tokens
-        if stop:
-            body["stop"] = stop
+        body = self._body(messages, temperature, max_tokens, model, stop)
         if logprobs and not self.traces_refused:
             try:
                 return await self._post({**body, "logprobs": True, "return_tokens_as_token_ids": True})
@@ -142,25 +144,64 @@ class OpenAIChatClient:
                 self.traces_refused = True
         return await self._post(body)
 
-    async def _post(self, body: dict[str, object]) -> ChatReply:
-        url = f"{self.base_url}/chat/completions"
+    def chat_sync(self, messages: list[ChatMessage], *, temperature: float = 0.7, max_tokens: int | None = None,
+                  model: str | None = None, stop: list[str] | None = None) -> ChatReply:
+        """``chat`` for synchronous callers (a judge outside an event loop); same retries and errors."""
+        body = self._body(messages, temperature, max_tokens, model, stop)
+        if self._sync is None:
+            self._sync = httpx.Client(timeout=self.timeout_s, headers=self._headers, trust_env=False)
         for attempt in range(self.retries + 1):
-            last = attempt == self.retries
             try:
-                response = await self._http.post(url, json=body)
+                reply = self._settle(body, attempt, self._sync.post(self.url, json=body))
             except httpx.HTTPError as exc:
-                if last:
-                    raise LLMError(f"LLM endpoint {url} unreachable: {exc.__class__.__name__}: {exc}") from None
-                await asyncio.sleep(0.2 * 2**attempt)
-                continue
-            if response.status_code >= 500 and not last:
-                await asyncio.sleep(0.2 * 2**attempt)
-                continue
-            if response.status_code == 400 and "return_tokens_as_token_ids" in body and \
-                    any(k in response.text for k in ("return_tokens_as_token_ids", "logprobs")):
-                raise _Refused(response.text[:300])
-            return self._parse(url, response)
+                reply = self._settle(body, attempt, exc)
+            if reply is not None:
+                return reply
+            time.sleep(0.2 * 2**attempt)
         raise AssertionError("unreachable")
+
+    def _body(self, messages: list[ChatMessage], temperature: float, max_tokens: int | None, model: str | None,
+              stop: list[str] | None) -> dict[str, object]:
+        body: dict[str, object] = {"model": model or self.model, "temperature": temperature,
+                                   "messages": [m.model_dump() for m in messages]}
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        if stop:
+            body["stop"] = stop
+        return body
+
+    async def _post(self, body: dict[str, object]) -> ChatReply:
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http_loop is not loop:  # a pool belongs to the loop that made it
+            self._http = httpx.AsyncClient(timeout=self.timeout_s, headers=self._headers, trust_env=False)
+            self._http_loop = loop
+        for attempt in range(self.retries + 1):
+            try:
+                reply = self._settle(body, attempt, await self._http.post(self.url, json=body))
+            except httpx.HTTPError as exc:
+                reply = self._settle(body, attempt, exc)
+            if reply is not None:
+                return reply
+            await asyncio.sleep(0.2 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _settle(self, body: dict[str, object], attempt: int,
+                outcome: httpx.Response | httpx.HTTPError) -> ChatReply | None:
+        """One attempt's result: the reply, None to try again, or the error (one rule for both transports)."""
+        last = attempt == self.retries
+        if isinstance(outcome, httpx.HTTPError):
+            if not last:
+                return None
+            if isinstance(outcome, httpx.TimeoutException):
+                raise LLMError(f"LLM endpoint {self.url} timed out after {self.timeout_s}s "
+                               f"({outcome.__class__.__name__})") from None
+            raise LLMError(f"LLM endpoint {self.url} unreachable: {outcome.__class__.__name__}: {outcome}") from None
+        if outcome.status_code >= 500 and not last:
+            return None
+        if outcome.status_code == 400 and "return_tokens_as_token_ids" in body and \
+                any(k in outcome.text for k in ("return_tokens_as_token_ids", "logprobs")):
+            raise _Refused(outcome.text[:300])
+        return self._parse(self.url, outcome)
 
     @staticmethod
     def _parse(url: str, response: httpx.Response) -> ChatReply:
@@ -181,7 +222,16 @@ class OpenAIChatClient:
                          token_ids=ids, logprobs=lps)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        self.close()
+
+    def close(self) -> None:
+        """Close the synchronous pool (``chat_sync``); ``aclose`` closes both."""
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
 
     async def __aenter__(self) -> OpenAIChatClient:
         return self

@@ -1,4 +1,4 @@
-"""OpenAI-compatible chat client (httpx) and the LLM performance judge built on it.
+"""The LLM performance judge, over the one OpenAI-compatible client (``agents.llm``).
 
 Any endpoint that serves ``POST {base_url}/chat/completions`` works: vLLM, Ollama, llama.cpp,
 OpenAI. Every transport failure becomes a ``JudgeError`` that names the URL and the cause.
@@ -7,11 +7,11 @@ OpenAI. Every transport failure becomes a ``JudgeError`` that names the URL and 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
-import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel
 
+from agents.llm import ChatMessage, LLMError, OpenAIChatClient
 from config.settings import ArtConfig, ModelsConfig
 from judges.cache import JudgeCache, content_hash
 from judges.contract import METRICS, JudgeWeights, MetricScores, clamp, make_judgment
@@ -23,80 +23,48 @@ from schemas.models import TrajectoryCompleted, TrajectoryJudged
 T = TypeVar("T")
 
 
-class _ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    content: str | None = None
-
-
-class _Choice(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    message: _ChatMessage
-
-
-class ChatCompletion(BaseModel):
-    """The part of an OpenAI chat completion response we read."""
-
-    model_config = ConfigDict(extra="ignore")
-    choices: list[_Choice]
-
-
 class ChatClient:
-    """Sync and async chat completions; the sync client is reused, the async one is per call so
-    it never outlives the event loop that made it."""
+    """The judges' side of the agents' client: messages in, text out, every failure a JudgeError.
+
+    No retries of its own: a judge retries answers it cannot parse (``Exchange``), and a failed call
+    fails the judgment, which the stream dead-letters or retries as a whole."""
 
     def __init__(self, base_url: str, model: str, *, api_key: str = "", timeout_s: float = 60.0) -> None:
-        if not base_url:
-            raise JudgeError("no LLM endpoint configured: set [art.models] llm_base_url (or ART_MODELS_LLM_BASE_URL)")
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        try:
+            self._llm = OpenAIChatClient(base_url, model, api_key=api_key, timeout_s=timeout_s, retries=0)
+        except LLMError as exc:
+            raise JudgeError(str(exc)) from None
         self.model = model
+        self.url = self._llm.url
         self.timeout_s = timeout_s
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client: httpx.Client | None = None
 
     @classmethod
     def from_config(cls, models: ModelsConfig) -> ChatClient:
         return cls(models.llm_base_url, models.llm_model, api_key=models.llm_api_key, timeout_s=models.llm_timeout_s)
 
-    def payload(self, messages: list[Message], temperature: float) -> dict[str, Any]:
-        return {"model": self.model, "messages": messages, "temperature": temperature}
-
     def complete(self, messages: list[Message], *, temperature: float = 0.0) -> str:
-        if self._client is None:
-            self._client = httpx.Client(timeout=self.timeout_s, headers=self._headers)
         try:
-            response = self._client.post(self.url, json=self.payload(messages, temperature))
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from None
-        return self._content(response)
+            return self._text(self._llm.chat_sync(_chat(messages), temperature=temperature).text)
+        except LLMError as exc:
+            raise JudgeError(str(exc)) from None
 
     async def acomplete(self, messages: list[Message], *, temperature: float = 0.0) -> str:
         try:
-            async with httpx.AsyncClient(timeout=self.timeout_s, headers=self._headers) as client:
-                response = await client.post(self.url, json=self.payload(messages, temperature))
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from None
-        return self._content(response)
+            return self._text((await self._llm.chat(_chat(messages), temperature=temperature)).text)
+        except LLMError as exc:
+            raise JudgeError(str(exc)) from None
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self._llm.close()
 
-    def _transport_error(self, exc: httpx.HTTPError) -> JudgeError:
-        if isinstance(exc, httpx.TimeoutException):
-            return JudgeError(f"LLM request to {self.url} timed out after {self.timeout_s}s ({type(exc).__name__})")
-        return JudgeError(f"LLM request to {self.url} failed: {type(exc).__name__}: {exc}")
-
-    def _content(self, response: httpx.Response) -> str:
-        if response.status_code >= 400:
-            raise JudgeError(f"LLM endpoint {self.url} answered HTTP {response.status_code}: {response.text[:200]!r}")
-        try:
-            completion = ChatCompletion.model_validate_json(response.content)
-        except ValidationError as exc:
-            raise JudgeError(f"LLM endpoint {self.url} sent no chat completion: {response.text[:200]!r}") from exc
-        if not completion.choices or completion.choices[0].message.content is None:
+    def _text(self, text: str) -> str:
+        if not text:
             raise JudgeError(f"LLM endpoint {self.url} sent a completion without message content")
-        return completion.choices[0].message.content
+        return text
+
+
+def _chat(messages: list[Message]) -> list[ChatMessage]:
+    return [ChatMessage.model_validate(m) for m in messages]
 
 
 class Exchange(Generic[T]):

@@ -77,7 +77,7 @@ def test_unreachable_endpoint() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     client = ChatClient(f"http://127.0.0.1:{port}/v1", "m", timeout_s=2)
-    with pytest.raises(JudgeError, match="failed: ConnectError"):
+    with pytest.raises(JudgeError, match="unreachable: ConnectError"):
         LLMJudge(client).judge(run())
     with pytest.raises(JudgeError, match="no LLM endpoint configured"):
         ChatClient("", "m")
