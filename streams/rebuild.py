@@ -18,6 +18,7 @@ every event until the store has it, ``agents.tracking``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,6 +69,25 @@ def _dead_lettered(client: Client, rows: Sequence[Sequence[Any]]) -> set[Any]:
     return found
 
 
+async def _produce_all(producer: AIOKafkaProducer, records: list[tuple[str, bytes, bytes]], attempts: int = 6) -> None:
+    """Every record acknowledged; the ones a broker refused are sent again (a broker that has just come
+    up may answer a first batch with an error, e.g. Tansu's UnknownError). A record sent twice is a
+    duplicate the fold and the sink drop; one never acknowledged would be lost, so that fails the start."""
+    for attempt in range(attempts):
+        futures = [await producer.send(topic, value, key=key) for topic, key, value in records]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        failed = [(record, result) for record, result in zip(records, results, strict=True)
+                  if isinstance(result, BaseException)]
+        if not failed:
+            return
+        records = [record for record, _ in failed]
+        if attempt == attempts - 1:
+            raise failed[0][1]
+        log.warning("the broker refused %d of the rebuilt records (%s); sending them again", len(records),
+                    failed[0][1].__class__.__name__)
+        await asyncio.sleep(0.5 * 2**attempt)
+
+
 async def rebuild_from_mirror(client: Client, bootstrap: str, topics: Topics, *, judge: str, judge_version: str,
                               reward_version: str, window_s: float) -> Rebuilt:
     """Produce what the stream needs from the store into the (new, empty) log; returns what was put back."""
@@ -80,22 +100,20 @@ async def rebuild_from_mirror(client: Client, bootstrap: str, topics: Topics, *,
     if not rows and not trajectories:
         log.info("rebuilt from the store: nothing was open")
         return done
+    records: list[tuple[str, bytes, bytes]] = []
+    sessions: set[str] = set()
+    for row in rows:
+        if dead_letter_id(row[2], row[3], row[4], row[5]) in refused:
+            continue
+        records.append((topics.session_events.name, row[0].encode(), bytes(row[1])))
+        sessions.add(row[0])
+    records += [(topics.trajectories.name, session_id.encode(), bytes(payload)) for session_id, payload in trajectories]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=MAX_MESSAGE_BYTES,
                                 linger_ms=5)
     await producer.start()
     try:
-        futures = []
-        sessions: set[str] = set()
-        for row in rows:
-            if dead_letter_id(row[2], row[3], row[4], row[5]) in refused:
-                continue
-            futures.append(await producer.send(topics.session_events.name, bytes(row[1]), key=row[0].encode()))
-            sessions.add(row[0])
-        for session_id, payload in trajectories:
-            futures.append(await producer.send(topics.trajectories.name, bytes(payload), key=session_id.encode()))
-        for future in futures:
-            await future
-        done = Rebuilt(sessions=len(sessions), events=len(futures) - len(trajectories),
+        await _produce_all(producer, records)
+        done = Rebuilt(sessions=len(sessions), events=len(records) - len(trajectories),
                        trajectories=len(trajectories))
     finally:
         await producer.stop()
