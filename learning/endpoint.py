@@ -9,7 +9,6 @@ with).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,13 +18,8 @@ from types import TracebackType
 import httpx
 
 from learning.errors import LearningError
+from schemas.runtime import free_port
 from stack.processes import spawn
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def served_names(base_url: str, timeout_s: float = 10.0) -> dict[str, str]:

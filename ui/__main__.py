@@ -9,6 +9,7 @@ import logging
 import signal
 from pathlib import Path
 
+from cli.logs import configure_logging
 from config.settings import load_config
 from ui.app import serve
 
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", type=Path, default=None, help="art.toml (default: ./art.toml or $ART_CONFIG)")
     parser.add_argument("--port", type=int, required=True, help="port on 127.0.0.1")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.WARNING)
     asyncio.run(_run(args))
 
 
