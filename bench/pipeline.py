@@ -16,8 +16,8 @@ process itself ("store": the chDB engine and its gateway, plus the supervisor's 
 sampled at the start of the schedule and when the last reward landed (or the deadline); the agent
 processes report their own, from the first due event to the SDK's last acknowledgement.
 
-The stack is kept for the next probe when this one drained (as a long-running stack would be) and
-replaced by a fresh one when it left a backlog, so an overloaded probe never slows the next.
+Every probe gets a fresh stack, so no probe carries an earlier one's backlog, state or merges: a
+search probes lower rates after higher ones, and a kept stack made those lower rates read slower.
 """
 
 from __future__ import annotations
@@ -211,7 +211,9 @@ def _ms(value: float) -> float | None:
 
 
 class PipelineProbe:
-    """Measures offered rates against one stack, restarting it after a probe that left a backlog."""
+    """Measures each offered rate on a fresh stack: an earlier probe's sessions (the worker's state
+    table and its periodic full scans), its rows and their merges would otherwise load the next probe,
+    and a search's lower rates come after its higher ones."""
 
     def __init__(self, *, shape: Shape, duration_s: float, processes: int, workers: int, sinks: int,
                  bound_ms: float, max_lag_ms: float, drain_s: float, give_up_s: float,
@@ -253,7 +255,7 @@ class PipelineProbe:
         finally:
             fleet.stop()
         deadline = t0 + schedule.last_due_s + self.drain_s
-        while (rewarded := stack.count("rewards", schedule.tag)) < schedule.sessions and time.time() < deadline:
+        while stack.count("rewards", schedule.tag) < schedule.sessions and time.time() < deadline:
             time.sleep(0.25)
         done_at = time.time()
         cpu1 = sample(pids)
@@ -276,9 +278,7 @@ class PipelineProbe:
                  f"rewarded {record['p99_rewarded_ms']} ms; lost {record['lost']}, duplicated "
                  f"{record['duplicated']}, lag p99 {record['lag_p99_ms']} ms, cpu {cpu['total']:.0f} µs/event"
                  + (f" -> {'; '.join(reasons)}" if reasons else ""))
-        if rewarded < schedule.sessions or record["aborted"]:
-            self.say("  backlog left: the next probe gets a fresh stack")
-            self.close()
+        self.close()
         return not reasons, record
 
     def _progress(self, stack: StackUnderTest, schedule: Schedule, t0: float) -> None:

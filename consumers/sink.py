@@ -223,9 +223,9 @@ class ClickHouseSink:
         ranges: list[str] = []
         session_topic = self.topics.session_events.name
         landing = self._landing_table()
+        sessions: list[tuple[TopicPartition, list[Any]]] = []
         if landing is not None:
             sessions = sorted((tp, m) for tp, m in batch.items() if tp.topic == session_topic)
-            letters += self._land(landing, sessions)
             batch = {tp: m for tp, m in batch.items() if tp.topic != session_topic}
         for tp, messages in sorted(batch.items()):
             ranges.append(f"{tp.topic}/{tp.partition}/{messages[0].offset}-{messages[-1].offset}")
@@ -250,12 +250,15 @@ class ClickHouseSink:
         if SESSION_EVENTS.name in rows:
             self._drop_after_completion(rows, sources)
         written: dict[str, int] = {}
-        for name in [n for n in rows if n != DEAD_LETTERS.name] + [DEAD_LETTERS.name]:
-            if name == DEAD_LETTERS.name:
-                rows[name] += letters
-                sources[name] += [(r[1], r[2], r[3], r[4]) for r in letters]
-                self.stats.dead_lettered += len(letters)
+        for name in [n for n in rows if n != DEAD_LETTERS.name]:
             written[name] = self._insert(specs[name], rows[name], sources[name], f"{name}:{token_base}", letters)
+        if landing is not None and sessions:  # after the results (trajectories, judgments, rewards: what a
+            letters += self._land(landing, sessions)  # fleet waits for), the batch's slowest insert
+        dead = DEAD_LETTERS.name
+        rows[dead] += letters
+        sources[dead] += [(r[1], r[2], r[3], r[4]) for r in letters]
+        self.stats.dead_lettered += len(letters)
+        written[dead] = self._insert(DEAD_LETTERS, rows[dead], sources[dead], f"{dead}:{token_base}", letters)
         return written
 
     def _insert(self, spec: TableSpec, rows: list[list[Any]], sources: list[Source], token: str,
