@@ -69,11 +69,23 @@ def search_once(opts: IngestOptions, say: Callable[[str], None]) -> dict[str, An
     if opts.baseline:
         say("raw baseline: aiokafka produce + consume, same schedule and bytes")
 
-        def raw(rate: float) -> tuple[bool, dict[str, Any]]:
+        def raw_once(rate: float) -> tuple[bool, dict[str, Any]]:
             schedule = Schedule(rate=rate, duration_s=opts.duration_s, shape=opts.shape, tag="raw")
             return measure_raw(rate, schedule, processes=opts.processes, partitions=opts.partitions,
                                bound_ms=opts.bound_ms, max_lag_ms=opts.max_lag_ms, drain_s=opts.drain_s,
                                give_up_s=opts.give_up_s, say=say)
+
+        def raw(rate: float) -> tuple[bool, dict[str, Any]]:
+            """A raw probe failed by lost records alone is measured once more on a new broker: a fresh Tansu
+            loses an acknowledged record now and then (docs/broker.md), which the SDK re-sends and raw
+            aiokafka does not; a broker bug is not the rate's limit. Lost again: it fails."""
+            ok, record = raw_once(rate)
+            if not ok and record["lost"] and len(record["failed_because"]) == 1:
+                say(f"  {record['lost']} acknowledged records lost, nothing else failed: once more on a new broker")
+                first = record["lost"]
+                ok, record = raw_once(rate)
+                record["lost_in_first_try"] = first
+            return ok, record
 
         out["raw"] = search(raw, start=ours.sustained or opts.start_rate, **grid)
     return out
