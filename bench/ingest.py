@@ -10,9 +10,10 @@ rate on a fixed grid: ``sustained_events_per_s``. The raw baseline (``bench.raw`
 searched on the same grid, from that rate upwards, in the same run: ``ratio`` = ours / raw.
 ``cpu_us_per_event`` (from /proc, per component) is taken from the sustained probe.
 
-Time: a probe takes ``duration_s`` + one session length + up to ``drain_s``, plus ≈ 30 s for a
-fresh stack after a failed probe. Defaults (30 s, 20 steps × 0.25 s, 2k events/s start, factor 2,
-3 refinements) need about 6 pipeline and 7 raw probes: ≈ 12 minutes on a quiet 2-core machine.
+Time: a probe takes ``duration_s`` + one session length + up to ``drain_s``, plus ≈ 10–20 s to start
+the fresh stack (pipeline) or broker (raw) each probe gets. Defaults (30 s, 20 steps × 0.25 s, 2k
+events/s start, factor 2, 3 refinements) need about 6 pipeline and 7 raw probes: ≈ 13–15 minutes a
+search on a quiet 2-core machine.
 """
 
 from __future__ import annotations
