@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from clickhouse_connect.driver.client import Client
 
 from consumers.refusals import Source, dead_letter_row, insert_isolating
-from consumers.rows import DEAD_LETTERS, SESSION_EVENTS, STEPS, TABLES_BY_RECORD, TableSpec, rows_for
+from consumers.rows import DEAD_LETTERS, SESSION_EVENTS, STEPS, TABLES_BY_RECORD, TRAJECTORIES, TableSpec, rows_for
 from schemas.codec import Codec
 from schemas.errors import CodecError
 from schemas.limits import MAX_MESSAGE_BYTES
@@ -250,10 +250,15 @@ class ClickHouseSink:
         if SESSION_EVENTS.name in rows:
             self._drop_after_completion(rows, sources)
         written: dict[str, int] = {}
-        for name in [n for n in rows if n != DEAD_LETTERS.name]:
+        # Order: judgments and rewards first (what a fleet waits for), then the session events (the slowest
+        # insert), then trajectories: a reader that sees a trajectory row sees its steps (the trainer's windows).
+        events = (SESSION_EVENTS.name, STEPS.name)
+        for name in [n for n in rows if n not in (*events, TRAJECTORIES.name, DEAD_LETTERS.name)]:
             written[name] = self._insert(specs[name], rows[name], sources[name], f"{name}:{token_base}", letters)
-        if landing is not None and sessions:  # after the results (trajectories, judgments, rewards: what a
-            letters += self._land(landing, sessions)  # fleet waits for), the batch's slowest insert
+        if landing is not None and sessions:
+            letters += self._land(landing, sessions)
+        for name in [n for n in (*events, TRAJECTORIES.name) if n in rows]:
+            written[name] = self._insert(specs[name], rows[name], sources[name], f"{name}:{token_base}", letters)
         dead = DEAD_LETTERS.name
         rows[dead] += letters
         sources[dead] += [(r[1], r[2], r[3], r[4]) for r in letters]

@@ -173,7 +173,9 @@ def test_token_ids_and_logprobs_are_recorded_when_the_upstream_returns_them(capt
     client.chat.completions.create(model="scripted-1", messages=[*messages, {"role": "user", "content": "no trace"}])
     complete(capture_stack, sid)
     trajectory(ch, sid)
-    got = rows(ch, "SELECT completions FROM steps WHERE session_id = {s:String} ORDER BY seq", s=sid)
+    sql = "SELECT completions FROM steps WHERE session_id = {s:String} ORDER BY seq"
+    wait_for(lambda: len(rows(ch, sql, s=sid)) >= 3)  # the trajectory's steps may land in a later sink batch
+    got = rows(ch, sql, s=sid)
     trace = {"purpose": "chat", "model": "scripted-1"}
     assert [r["completions"] for r in got] == [
         [{**trace, "token_ids": [1000, 1001, 1002], "logprobs": [-0.125, -0.25, -0.375]}],

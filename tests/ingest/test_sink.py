@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -277,3 +278,53 @@ async def test_records_the_store_cannot_take_are_isolated_and_dead_lettered_in_t
     finally:
         await admin.close()
     assert sorted(o.offset for o in committed.values()) == [1, 6]
+
+
+@pytest.mark.parametrize("in_clickhouse", [True, False], ids=["decoded-by-clickhouse", "decoded-in-python"])
+async def test_a_batch_stores_rewards_first_and_a_trajectory_after_its_steps(
+        kafka_bootstrap: str, topics: Topics, store, tmp_path: Path, in_clickhouse: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rewards are what a fleet waits for; a trajectory row promises its steps (the trainer joins them)."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    from schemas.models import RewardAssigned
+    from tests.judges.builders import answer, trajectory
+
+    registry = tmp_path / "registry.json"
+    codec = Codec(LocalRegistry(registry))
+    async with make_tracker(kafka_bootstrap, topics, tmp_path / "spool", registry) as tracker:
+        sid = await run_agent(tracker, 0, 3)
+        await tracker.flush()
+    reward = RewardAssigned(session_id=sid, agent_name="agent-0", group_id="g", reward_version="r@1", total=0.5,
+                            success=1.0, efficiency=1.0, quality=0.5, novelty=0.5, confidence=0.9, advantage=0.0)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for topic, record in ((topics.trajectories.name, trajectory([answer("done")], session_id=sid)),
+                              (topics.rewards.name, reward)):
+            await producer.send_and_wait(topic, codec.encode(topic, record), key=sid.encode())
+    finally:
+        await producer.stop()
+    names = [topics.session_events.name, topics.trajectories.name, topics.rewards.name]
+    consumer = AIOKafkaConsumer(*names, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    batch: dict[TopicPartition, list[Any]] = {}
+    try:
+        async with asyncio.timeout(30):
+            while sum(len(m) for m in batch.values()) < 5 + 2:  # started, 3 steps, completed; trajectory, reward
+                for tp, msgs in (await consumer.getmany(timeout_ms=200)).items():
+                    batch.setdefault(tp, []).extend(msgs)
+    finally:
+        await consumer.stop()
+    order: list[str] = []
+    for method in ("insert", "raw_insert"):
+        real = getattr(store, method)
+        monkeypatch.setattr(store, method, lambda table, *a, _real=real, **k: (order.append(table), _real(
+            table, *a, **k))[1])
+    sink = ClickHouseSink(kafka_bootstrap, topics, codec, store, group_id=f"{topics.prefix}sink",
+                          decode_in_clickhouse=in_clickhouse)
+    written = sink.write(batch)
+    assert (written["rewards"], written["trajectories"], scalar(store, "SELECT count() FROM steps")) == (1, 1, 3)
+    events = [i for i, table in enumerate(order) if table.split(".")[-1] not in ("rewards", "trajectories")]
+    assert order.index("rewards") < min(events) and max(events) < order.index("trajectories"), order
