@@ -33,7 +33,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from clickhouse_connect.driver.client import Client
 
-from consumers.refusals import Source, dead_letter_row, insert_isolating
+from consumers.refusals import Inserter, Source, dead_letter_row
 from consumers.rows import DEAD_LETTERS, SESSION_EVENTS, STEPS, TABLES_BY_RECORD, TRAJECTORIES, TableSpec, rows_for
 from schemas.codec import Codec
 from schemas.errors import CodecError
@@ -113,6 +113,7 @@ class ClickHouseSink:
         self._landing: tuple[str, str] | None = None  # (landing table, container schema)
         self.codec = codec
         self.client = client
+        self._inserter = Inserter(client)
         self.log_epoch = log_epoch
         self.max_records = max_records
         self.poll_ms = poll_ms
@@ -272,7 +273,7 @@ class ClickHouseSink:
         fresh = self._drop_known(spec, list(zip(rows, sources, strict=True)))
         if not fresh:
             return 0
-        refused = insert_isolating(self.client, spec.name, spec.columns, [r for r, _ in fresh], token)
+        refused = self._inserter.insert(spec.name, spec.columns, [r for r, _ in fresh], token)
         for i, (row, source) in enumerate(fresh):
             if i in refused:
                 if spec is not DEAD_LETTERS:

@@ -318,13 +318,19 @@ async def test_a_batch_stores_rewards_first_and_a_trajectory_after_its_steps(
     finally:
         await consumer.stop()
     order: list[str] = []
+
+    def recording(real: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            table = kwargs["context"].table if kwargs.get("context") else kwargs.get("table") or args[0]
+            order.append(table.split(".")[-1].strip("`"))
+            return real(*args, **kwargs)
+        return call
+
     for method in ("insert", "raw_insert"):
-        real = getattr(store, method)
-        monkeypatch.setattr(store, method, lambda table, *a, _real=real, **k: (order.append(table), _real(
-            table, *a, **k))[1])
+        monkeypatch.setattr(store, method, recording(getattr(store, method)))
     sink = ClickHouseSink(kafka_bootstrap, topics, codec, store, group_id=f"{topics.prefix}sink",
                           decode_in_clickhouse=in_clickhouse)
     written = sink.write(batch)
     assert (written["rewards"], written["trajectories"], scalar(store, "SELECT count() FROM steps")) == (1, 1, 3)
-    events = [i for i, table in enumerate(order) if table.split(".")[-1] not in ("rewards", "trajectories")]
+    events = [i for i, table in enumerate(order) if table not in ("rewards", "trajectories")]
     assert order.index("rewards") < min(events) and max(events) < order.index("trajectories"), order
