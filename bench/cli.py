@@ -28,6 +28,7 @@ def ingest(duration: Annotated[float, typer.Option(help="seconds of arrivals per
            workers: Annotated[int, typer.Option(help="stream worker processes")] = 1,
            sinks: Annotated[int, typer.Option(help="sink processes")] = 1,
            repeats: Annotated[int, typer.Option(help="whole searches (medians and spread)")] = 1,
+           votes: Annotated[int, typer.Option(help="pipeline measurements per rate, the majority deciding (odd)")] = 3,
            baseline: Annotated[bool, typer.Option(help="search the raw aiokafka baseline too")] = True) -> None:
     """Highest offered rate with p99 emit-to-reward within the bound and nothing lost, against raw aiokafka."""
     from bench.ingest import IngestOptions, run
@@ -39,7 +40,7 @@ def ingest(duration: Annotated[float, typer.Option(help="seconds of arrivals per
                              duration_s=duration, bound_ms=bound_ms, max_lag_ms=max_lag_ms, start_rate=start_rate,
                              factor=factor, refine=refine, max_rate=max_rate, min_rate=min_rate,
                              drain_s=drain_s, processes=processes,
-                             workers=workers, sinks=sinks, repeats=repeats, baseline=baseline)
+                             workers=workers, sinks=sinks, repeats=repeats, votes=votes, baseline=baseline)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise typer.BadParameter(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None

@@ -10,10 +10,15 @@ rate on a fixed grid: ``sustained_events_per_s``. The raw baseline (``bench.raw`
 searched on the same grid, from that rate upwards, in the same run: ``ratio`` = ours / raw.
 ``cpu_us_per_event`` (from /proc, per component) is taken from the sustained probe.
 
+Each pipeline rate is decided by the majority of up to ``votes`` measurements (``rate_search.by_majority``):
+near the limit one measurement passes and the next fails, and the search would land wherever the
+first unlucky one sent it; a first measurement far from the bound (p99 under half or over twice it,
+or anything lost) decides alone.
+
 Time: a probe takes ``duration_s`` + one session length + up to ``drain_s``, plus ≈ 10–20 s to start
 the fresh stack (pipeline) or broker (raw) each probe gets. Defaults (30 s, 20 steps × 0.25 s, 2k
-events/s start, factor 2, 3 refinements) need about 6 pipeline and 7 raw probes: ≈ 13–15 minutes a
-search on a quiet 2-core machine.
+events/s start, factor 2, 3 refinements, 3 votes) need about 6 pipeline rates (10–14 measurements)
+and 7 raw probes: ≈ 20 minutes a search on a quiet 2-core machine.
 """
 
 from __future__ import annotations
@@ -24,12 +29,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from bench.load import Schedule, Shape
 from bench.measure import describe, ratio_fields, repeat, spread
 from bench.pipeline import PipelineProbe
-from bench.rate_search import SearchResult, search
+from bench.rate_search import SearchResult, by_majority, search
 
 
 class IngestOptions(BaseModel):
@@ -49,7 +54,25 @@ class IngestOptions(BaseModel):
     sinks: int = Field(1, ge=1)
     partitions: int = Field(6, ge=1, description="session-events partitions (raw topic too)")
     repeats: int = Field(1, ge=1, description="whole searches; medians and spread across them")
+    votes: int = Field(3, ge=1, description="pipeline measurements per offered rate, the majority deciding (odd; "
+                       "a first one far from the bound decides alone)")
     baseline: bool = True
+
+    @field_validator("votes")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError(f"must be odd so that a majority decides, not {v}")
+        return v
+
+
+def clear_outcome(bound_ms: float) -> Callable[[bool, dict[str, Any]], bool]:
+    """A pipeline measurement beyond doubt: anything lost, or p99 emit-to-reward under half the bound
+    or over twice it (a missing p99: rewards missing). Only the close ones are measured again."""
+    def clear(ok: bool, record: dict[str, Any]) -> bool:
+        p99 = record.get("p99_rewarded_ms")
+        return bool(record.get("lost")) or p99 is None or p99 < bound_ms / 2 or p99 > 2 * bound_ms
+    return clear
 
 
 def search_once(opts: IngestOptions, say: Callable[[str], None]) -> dict[str, Any]:
@@ -63,7 +86,7 @@ def search_once(opts: IngestOptions, say: Callable[[str], None]) -> dict[str, An
                             "min_rate": opts.min_rate, "say": say}
     say("pipeline: agents (SDK) -> broker -> stream worker -> sink -> ClickHouse")
     try:
-        ours = search(pipeline, start=opts.start_rate, **grid)
+        ours = search(by_majority(pipeline, opts.votes, clear_outcome(opts.bound_ms)), start=opts.start_rate, **grid)
     finally:
         pipeline.close()
     out: dict[str, Any] = {"pipeline": ours}

@@ -42,6 +42,37 @@ class SearchResult(BaseModel):
 
 
 Measure = Callable[[float], tuple[bool, dict[str, Any]]]
+Clear = Callable[[bool, dict[str, Any]], bool]
+
+
+def by_majority(measure: Measure, votes: int, clear: Clear | None = None) -> Measure:
+    """``measure`` decided by the majority of up to ``votes`` measurements of the same rate.
+
+    Why: near its limit a system passes one measurement and fails the next (a stall, a background
+    merge), and a search that takes each outcome at its word lands wherever the first unlucky probe
+    sent it. Measuring stops as soon as one outcome holds a majority (two agreeing of three); a first
+    measurement that ``clear`` calls beyond doubt decides alone, so rates far from the limit cost one.
+    The detail is the last measurement that agrees with the decision, with every outcome (``votes``)
+    and the other measurements' records."""
+    if votes < 1 or votes % 2 == 0:
+        raise ValueError(f"votes must be odd and positive, not {votes}")
+    need = votes // 2 + 1
+
+    def decide(rate: float) -> tuple[bool, dict[str, Any]]:
+        outcomes: list[bool] = []
+        records: list[dict[str, Any]] = []
+        while outcomes.count(True) < need and outcomes.count(False) < need:
+            ok, detail = measure(rate)
+            outcomes.append(ok)
+            records.append(detail)
+            if len(outcomes) == 1 and clear is not None and clear(ok, detail):
+                break
+        decision = outcomes.count(True) > outcomes.count(False)
+        last = max(i for i, o in enumerate(outcomes) if o == decision)
+        others = [r for i, r in enumerate(records) if i != last]
+        return decision, {**records[last], "votes": outcomes, **({"other_measurements": others} if others else {})}
+
+    return decide
 
 
 def grid_rate(start: float, factor: float, unit: int, index: int) -> float:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.ingest import IngestOptions, summarize
+import pytest
+from pydantic import ValidationError
+
+from bench.ingest import IngestOptions, clear_outcome, summarize
 from bench.rate_search import Probe, SearchResult
 
 
@@ -48,3 +51,17 @@ def test_short_baseline_gives_no_ratio_and_nothing_passing_vouches_for_nothing()
     assert out["sustained_events_per_s"] == 0.0 and out["p99_rewarded_ms"] is None
     assert out["lost"] is None and out["duplicated"] is None and out["cpu_us_per_event"]["total"] is None
     assert out["ratio"] is None and "measured for 4.20 s, under the 5 s minimum" in out["ratio_refused"]
+
+
+def test_only_close_measurements_are_measured_again() -> None:
+    clear = clear_outcome(2_000.0)
+    assert clear(True, {"p99_rewarded_ms": 999.0, "lost": 0}) and clear(False, {"p99_rewarded_ms": 4_001.0, "lost": 0})
+    assert clear(False, {"p99_rewarded_ms": None, "lost": 0}) and clear(False, {"p99_rewarded_ms": 1_500.0, "lost": 3})
+    assert not clear(True, {"p99_rewarded_ms": 1_047.0, "lost": 0})
+    assert not clear(False, {"p99_rewarded_ms": 3_248.0, "lost": 0})
+
+
+def test_votes_must_be_odd() -> None:
+    assert IngestOptions().votes == 3
+    with pytest.raises(ValidationError, match="must be odd so that a majority decides, not 2"):
+        IngestOptions(votes=2)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bench.rate_search import grid_rate, search
+from bench.rate_search import by_majority, grid_rate, search
 
 
 def limit_at(capacity: float, calls: list[float]) -> Any:
@@ -71,3 +71,47 @@ def test_progress_lines_and_bad_arguments() -> None:
                     "offered rate 2,000 events/s (probe 2)", "  2,000 events/s: FAIL"]
     with pytest.raises(ValueError, match="bad search"):
         search(limit_at(1, []), start=1_000, factor=1.0)
+
+
+def scripted(outcomes: dict[float, list[bool]], calls: list[float]) -> Any:
+    """Each rate answers its scripted outcomes in turn (then passes when at or under 5,000)."""
+    def measure(rate: float) -> tuple[bool, dict[str, Any]]:
+        calls.append(rate)
+        queue = outcomes.get(rate, [])
+        ok = queue.pop(0) if queue else rate <= 5_000
+        return ok, {"n": calls.count(rate), "ok": ok}
+    return measure
+
+
+def test_majority_decides_and_stops_as_soon_as_two_agree() -> None:
+    calls: list[float] = []
+    decide = by_majority(scripted({1_000.0: [False, True, True], 2_000.0: [True, True]}, calls), 3)
+    ok, detail = decide(1_000.0)
+    assert ok and calls == [1_000.0] * 3
+    assert detail == {"n": 3, "ok": True, "votes": [False, True, True],
+                      "other_measurements": [{"n": 1, "ok": False}, {"n": 2, "ok": True}]}
+    ok, detail = decide(2_000.0)
+    assert ok and calls.count(2_000.0) == 2 and detail["votes"] == [True, True]
+
+
+def test_a_clear_first_measurement_decides_alone_and_one_vote_is_one_measurement() -> None:
+    calls: list[float] = []
+    clear = by_majority(scripted({9_000.0: [False]}, calls), 3, clear=lambda ok, d: not ok)
+    assert clear(9_000.0) == (False, {"n": 1, "ok": False, "votes": [False]}) and calls == [9_000.0]
+    single = by_majority(scripted({1_000.0: [False]}, calls), 1)
+    assert single(1_000.0)[0] is False and calls.count(1_000.0) == 1
+    with pytest.raises(ValueError, match="odd"):
+        by_majority(scripted({}, calls), 2)
+
+
+def test_one_unlucky_measurement_no_longer_moves_the_search() -> None:
+    """A stall fails the first measurement at 4k (capacity 5k): taken at its word the search lands a
+    coarse step low; decided by majority it lands where a clean run does."""
+    stall = {4_000.0: [False]}
+    plain = search(scripted(dict(stall), []), start=1_000, factor=2.0, refine=3)
+    assert plain.sustained == grid_rate(1_000, 2.0, 8, 15) == 3_668.0
+    calls: list[float] = []
+    voted = search(by_majority(scripted({4_000.0: [False]}, calls), 3), start=1_000, factor=2.0, refine=3)
+    clean = search(limit_at(5_000, []), start=1_000, factor=2.0, refine=3)
+    assert voted.sustained == clean.sustained == 4_757.0 and voted.failed_at == 5_187.0
+    assert voted.probes[2].detail["votes"] == [False, True, True] and calls.count(4_000.0) == 3
