@@ -107,7 +107,7 @@ class ChatClient(Protocol):
 
     async def chat(self, messages: list[ChatMessage], *, temperature: float = 0.7,
                    max_tokens: int | None = None, model: str | None = None, logprobs: bool = False,
-                   stop: list[str] | None = None) -> ChatReply: ...
+                   stop: list[str] | None = None, top_p: float = 1.0) -> ChatReply: ...
 
 
 class OpenAIChatClient:
@@ -135,8 +135,8 @@ class OpenAIChatClient:
 
     async def chat(self, messages: list[ChatMessage], *, temperature: float = 0.7,
                    max_tokens: int | None = None, model: str | None = None, logprobs: bool = False,
-                   stop: list[str] | None = None) -> ChatReply:
-        body = self._body(messages, temperature, max_tokens, model, stop)
+                   stop: list[str] | None = None, top_p: float = 1.0) -> ChatReply:
+        body = self._body(messages, temperature, max_tokens, model, stop, top_p)
         if logprobs and not self.traces_refused:
             try:
                 return await self._post({**body, "logprobs": True, "return_tokens_as_token_ids": True})
@@ -161,9 +161,11 @@ class OpenAIChatClient:
         raise AssertionError("unreachable")
 
     def _body(self, messages: list[ChatMessage], temperature: float, max_tokens: int | None, model: str | None,
-              stop: list[str] | None) -> dict[str, object]:
+              stop: list[str] | None, top_p: float = 1.0) -> dict[str, object]:
         body: dict[str, object] = {"model": model or self.model, "temperature": temperature,
                                    "messages": [m.model_dump() for m in messages]}
+        if top_p < 1.0:
+            body["top_p"] = top_p
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
         if stop:

@@ -45,6 +45,8 @@ class AgentConfig(BaseModel):
     max_iterations: int = Field(10, ge=1, le=500, description="steps before the run stops as failed")
     model: str = Field("", description="model name for the endpoint; empty = [art.models] llm_model")
     temperature: float = Field(0.7, ge=0, le=2, description="sampling temperature")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling: draw only from the most likely tokens "
+                         "holding this much probability (1: all)")
     max_tokens: int | None = Field(None, ge=1, description="completion limit per LLM call")
     reflection_interval: int = Field(3, ge=1, description="reflect on the trajectory every N steps")
     pattern_limit: int = Field(3, ge=0, le=20, description="success patterns shown in the prompts")

@@ -91,7 +91,8 @@ class _Run:
 
     async def _chat(self, messages: list[ChatMessage], purpose: str) -> tuple[str, int]:
         stop = {"stop": compact.STOP} if self.compact else {}
-        reply = await self.llm.chat(messages, temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens,
+        reply = await self.llm.chat(messages, temperature=self.cfg.temperature, top_p=self.cfg.top_p,
+                                    max_tokens=self.cfg.max_tokens,
                                     model=self.cfg.model or None, logprobs=self.cfg.token_traces, **stop)
         if reply.token_ids is not None:
             self.traces.append(CompletionTrace(purpose=purpose, model=reply.model, token_ids=reply.token_ids,

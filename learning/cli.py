@@ -105,6 +105,7 @@ def loop_command(
     teacher: Annotated[str | None, typer.Option(help="self: only the improved model's own runs; fleet: other "
                                                      "agents' runs too (distillation, reported separately)")] = None,
     temperature: Annotated[float | None, typer.Option(help="sampling temperature of the training runs")] = None,
+    top_p: Annotated[float | None, typer.Option(help="nucleus sampling of the training runs (1: off)")] = None,
     per_family: Annotated[int | None, typer.Option(help="held-out missions per family")] = None,
     seed: Annotated[int, typer.Option(help="seeds which training missions each round draws")] = 0,
     budget_s: Annotated[float | None, typer.Option(help="loop time budget in seconds: no round starts that the "
@@ -122,7 +123,7 @@ def loop_command(
         if teacher not in (None, "self", "fleet"):
             raise LearningError(f"--teacher must be self or fleet, not {teacher!r}")
         settings = LoopSettings.from_config(art, rounds=rounds, groups=groups, objective=objective, teacher=teacher,
-                                            temperature=temperature, eval_per_family=per_family, seed=seed,
+                                            temperature=temperature, top_p=top_p, eval_per_family=per_family, seed=seed,
                                             budget_s=budget_s)
         result = asyncio.run(run_loop(art, config, base_url, settings))
     except (LearningError, ConfigError, TrainerError, ValueError) as exc:

@@ -46,6 +46,7 @@ class LoopSettings(BaseModel):
     groups: int
     rollouts: int
     temperature: float
+    top_p: float = Field(1.0, gt=0, le=1)
     eval_per_family: int
     concurrency: int
     max_tokens: int
@@ -64,7 +65,8 @@ class LoopSettings(BaseModel):
     def from_config(cls, art: ArtConfig, **overrides: Any) -> LoopSettings:
         c = art.learning
         base: dict[str, Any] = {"rounds": c.rounds, "groups": c.groups, "rollouts": art.judge.rollouts_per_group,
-                "temperature": c.temperature, "eval_per_family": c.eval_per_family, "concurrency": c.concurrency,
+                "temperature": c.temperature, "top_p": c.top_p, "eval_per_family": c.eval_per_family,
+                "concurrency": c.concurrency,
                 "max_tokens": c.max_tokens, "objective": c.objective, "teacher": c.teacher,
                 "promotion_margin": c.promotion_margin, "wait_s": c.wait_s,
                 "reward_version": art.judge.reward_version}
@@ -75,7 +77,7 @@ class LoopSettings(BaseModel):
                             reward_version=self.reward_version, wait_s=self.wait_s)
 
 
-LOOP_TRAINING = {"learning_rate": 5e-4, "num_epochs": 8, "max_steps": 40, "batch_size": 8, "max_length": 512,
+LOOP_TRAINING = {"learning_rate": 5e-4, "num_epochs": 8, "max_steps": 24, "batch_size": 8, "max_length": 512,
                  "checkpoint_interval": 0, "evaluation_interval": 0, "early_stopping_patience": 0,
                  "eval_fraction": 0.1}
 """Trainer settings the loop uses unless overridden (LoRA r=8 on all projections, the trainer's default)."""
@@ -203,7 +205,7 @@ class Loop:
         t0 = time.monotonic()
         plan = plan_round(self.loop_id, r, self.s)
         self.say(f"round {r}: {len(plan)} runs ({self.s.groups} groups x {self.s.rollouts}) on {champion}, "
-                 f"temperature {self.s.temperature}")
+                 f"temperature {self.s.temperature}, top-p {self.s.top_p}")
         done = [0, 0]
 
         def on_run(o: Any) -> None:
@@ -213,7 +215,8 @@ class Loop:
                 self.say(f"  runs {done[0]}/{len(plan)}, exact successes {done[1]}")
 
         outcomes = await run_planned(plan, self.llm, self.opener,
-                                     agent=agent_config(champion, self.s.temperature, self.s.max_tokens),
+                                     agent=agent_config(champion, self.s.temperature, self.s.max_tokens,
+                                                        self.s.top_p),
                                      run_kind=TRAINING, work_dir=self.work_dir / f"round-{r}",
                                      concurrency=self.s.concurrency, on_done=on_run)
         if self.flush is not None:

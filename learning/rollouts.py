@@ -51,17 +51,18 @@ class _Counting:
         self.completion_tokens = 0
 
     async def chat(self, messages: list[ChatMessage], *, temperature: float = 0.7, max_tokens: int | None = None,
-                   model: str | None = None, logprobs: bool = False, stop: list[str] | None = None) -> ChatReply:
+                   model: str | None = None, logprobs: bool = False, stop: list[str] | None = None,
+                   top_p: float = 1.0) -> ChatReply:
         reply = await self.inner.chat(messages, temperature=temperature, max_tokens=max_tokens, model=model,
-                                      logprobs=logprobs, stop=stop)
+                                      logprobs=logprobs, stop=stop, top_p=top_p)
         self.completion_tokens += reply.completion_tokens
         return reply
 
 
-def agent_config(model: str, temperature: float, max_tokens: int) -> AgentConfig:
+def agent_config(model: str, temperature: float, max_tokens: int, top_p: float = 1.0) -> AgentConfig:
     """The runner's settings for suite runs: compact prompts, no pattern hints (the policy alone is measured)."""
-    return AgentConfig(model=model, temperature=temperature, max_tokens=max_tokens, prompt_style="compact",
-                       pattern_limit=0)
+    return AgentConfig(model=model, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                       prompt_style="compact", pattern_limit=0)
 
 
 async def run_planned(plan: Sequence[Planned], llm: ChatClient, opener: SessionOpener, *, agent: AgentConfig,

@@ -64,7 +64,7 @@ async def test_tool_call_then_answer(chat_server: ChatServer, tmp_path: Path) ->
     assert rec.started == {"agent_name": "solver", "objective": "Compute 17 * 23 and report it", "group_id": "g1",
                            "model": "test-model", "success_criteria": ["answer is 391"],
                            "agent_config": {"max_iterations": "6", "model": "test-model", "temperature": "0.1",
-                                            "max_tokens": "", "reflection_interval": "3", "pattern_limit": "3",
+                                            "top_p": "1.0", "max_tokens": "", "reflection_interval": "3", "pattern_limit": "3",
                                             "cost_per_1k_tokens": "0.0", "prompt_style": "react",
                                             "token_traces": "True"}}
     first, second = rec.steps
@@ -80,6 +80,18 @@ async def test_tool_call_then_answer(chat_server: ChatServer, tmp_path: Path) ->
     assert result.status is SessionStatus.succeeded and result.final_answer == "391"  # type: ignore[attr-defined]
     assert (result.steps, result.total_tokens, result.tools_used) == (2, 60, ["calculator"])  # type: ignore[attr-defined]
     assert all(r["model"] == "test-model" and r["temperature"] == 0.1 for r in chat_server.requests)
+    assert all("top_p" not in r for r in chat_server.requests)  # 1.0: sampling from every token, not sent
+
+
+async def test_nucleus_sampling_reaches_the_endpoint(chat_server: ChatServer, tmp_path: Path) -> None:
+    chat_server.script("think", "Multiply.")
+    chat_server.script("decide", decision("answer", "391"))
+    m = mission(tmp_path)
+    m = m.model_copy(update={"agent_config": m.agent_config.model_copy(update={"top_p": 0.9})})
+    result, opener = await run(chat_server, m)
+    assert result.final_answer == "391"  # type: ignore[attr-defined]
+    assert [r["top_p"] for r in chat_server.requests] == [0.9, 0.9]
+    assert opener.sessions[0].started["agent_config"]["top_p"] == "0.9"  # type: ignore[attr-defined]
 
 
 async def test_reflection_every_three_steps_sees_the_analysis(chat_server: ChatServer, tmp_path: Path) -> None:
