@@ -17,8 +17,8 @@ or anything lost) decides alone.
 
 Time: a probe takes ``duration_s`` + one session length + up to ``drain_s``, plus ≈ 10–20 s to start
 the fresh stack (pipeline) or broker (raw) each probe gets. Defaults (30 s, 20 steps × 0.25 s, 2k
-events/s start, factor 2, 3 refinements, 3 votes) need about 6 pipeline rates (10–14 measurements)
-and 7 raw probes: ≈ 20 minutes a search on a quiet 2-core machine.
+events/s start, factor 2, 3 refinements, 3 votes) need about 6 pipeline rates (10–12 measurements)
+and 8–9 raw probes: ≈ 17–20 minutes a search on a quiet 2-core machine.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field, field_validator
 from bench.load import Schedule, Shape
 from bench.measure import describe, ratio_fields, repeat, spread
 from bench.pipeline import PipelineProbe
-from bench.rate_search import SearchResult, by_majority, search
+from bench.rate_search import SearchResult, by_majority, check_votes, search
 
 
 class IngestOptions(BaseModel):
@@ -58,12 +58,7 @@ class IngestOptions(BaseModel):
                        "a first one far from the bound decides alone)")
     baseline: bool = True
 
-    @field_validator("votes")
-    @classmethod
-    def _odd(cls, v: int) -> int:
-        if v % 2 == 0:
-            raise ValueError(f"must be odd so that a majority decides, not {v}")
-        return v
+    _odd_votes = field_validator("votes")(check_votes)
 
 
 def clear_outcome(bound_ms: float) -> Callable[[bool, dict[str, Any]], bool]:

@@ -45,6 +45,13 @@ Measure = Callable[[float], tuple[bool, dict[str, Any]]]
 Clear = Callable[[bool, dict[str, Any]], bool]
 
 
+def check_votes(votes: int) -> int:
+    """``votes`` if a majority of that many always decides (odd, positive); ``ValueError`` otherwise."""
+    if votes < 1 or votes % 2 == 0:
+        raise ValueError(f"votes must be odd so that a majority decides, not {votes}")
+    return votes
+
+
 def by_majority(measure: Measure, votes: int, clear: Clear | None = None) -> Measure:
     """``measure`` decided by the majority of up to ``votes`` measurements of the same rate.
 
@@ -54,9 +61,7 @@ def by_majority(measure: Measure, votes: int, clear: Clear | None = None) -> Mea
     measurement that ``clear`` calls beyond doubt decides alone, so rates far from the limit cost one.
     The detail is the last measurement that agrees with the decision, with every outcome (``votes``)
     and the other measurements' records."""
-    if votes < 1 or votes % 2 == 0:
-        raise ValueError(f"votes must be odd and positive, not {votes}")
-    need = votes // 2 + 1
+    need = check_votes(votes) // 2 + 1
 
     def decide(rate: float) -> tuple[bool, dict[str, Any]]:
         outcomes: list[bool] = []

@@ -46,7 +46,7 @@ class LoopSettings(BaseModel):
     groups: int
     rollouts: int
     temperature: float
-    top_p: float = Field(1.0, gt=0, le=1)
+    top_p: float
     eval_per_family: int
     concurrency: int
     max_tokens: int

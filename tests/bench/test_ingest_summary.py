@@ -63,5 +63,5 @@ def test_only_close_measurements_are_measured_again() -> None:
 
 def test_votes_must_be_odd() -> None:
     assert IngestOptions().votes == 3
-    with pytest.raises(ValidationError, match="must be odd so that a majority decides, not 2"):
+    with pytest.raises(ValidationError, match="votes must be odd so that a majority decides, not 2"):
         IngestOptions(votes=2)

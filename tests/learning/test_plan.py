@@ -10,9 +10,9 @@ from learning.loop import LoopSettings, plan_round, round_fits, window_filter
 
 
 def _settings(groups: int, families: list[str], objective: str = "sft", teacher: str = "self") -> LoopSettings:
-    return LoopSettings(rounds=1, groups=groups, rollouts=3, temperature=0.7, eval_per_family=2, concurrency=2,
-                        max_tokens=32, objective=objective, teacher=teacher, promotion_margin=0.0, wait_s=1.0,
-                        reward_version="v1", families=families)
+    return LoopSettings(rounds=1, groups=groups, rollouts=3, temperature=0.7, top_p=1.0, eval_per_family=2,
+                        concurrency=2, max_tokens=32, objective=objective, teacher=teacher, promotion_margin=0.0,
+                        wait_s=1.0, reward_version="v1", families=families)
 
 
 def test_families_take_turns_and_each_mission_is_one_group() -> None:
