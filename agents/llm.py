@@ -10,6 +10,9 @@ raised as ``LLMError`` naming the URL and the cause.
 dialect (``logprobs`` + ``return_tokens_as_token_ids``: tokens come back as ``token_id:<id>``),
 which `art serve` and vLLM both speak. An endpoint that refuses the extension (HTTP 400 naming it)
 is asked again without it, once per client: traces are a bonus, never a reason to fail a run.
+
+A chat whose last message is the assistant's is a reply prefix: it is sent with vLLM's
+``continue_final_message`` (which `art serve` speaks too), and the reply's text is what follows it.
 """
 
 from __future__ import annotations
@@ -166,6 +169,8 @@ class OpenAIChatClient:
                                    "messages": [m.model_dump() for m in messages]}
         if top_p < 1.0:
             body["top_p"] = top_p
+        if messages and messages[-1].role == "assistant":  # a reply prefix: continue it (vLLM's dialect)
+            body |= {"continue_final_message": True, "add_generation_prompt": False}
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
         if stop:

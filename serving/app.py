@@ -73,7 +73,7 @@ class Completions:
             raise ServeError(404, str(exc), "model_not_found") from None
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in req.messages]
         try:
-            prompt = self.engine.encode_chat(messages)
+            prompt = self.engine.encode_chat(messages, continue_final=req.continue_final_message)
         except Exception as exc:  # the chat template refused the conversation
             raise ServeError(400, f"cannot apply the chat template: {exc}") from None
         room = self.engine.context - len(prompt)

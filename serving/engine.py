@@ -124,9 +124,13 @@ class Engine:
 
     # --- any thread ----------------------------------------------------------------------------
 
-    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
+    def encode_chat(self, messages: list[dict[str, str]], continue_final: bool = False) -> list[int]:
+        """The chat as prompt tokens: a new assistant turn opened, or (``continue_final``) the last
+        assistant message left open, so the reply continues it."""
         with self.tokenizer_lock:
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False,
+                                                      add_generation_prompt=not continue_final,
+                                                      continue_final_message=continue_final)
             return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def decode(self, ids: list[int]) -> str:

@@ -2,8 +2,9 @@
 
 Only the fields we honour are modelled; fields that would change the answer and that we do not
 implement (tools, response formats) are refused with a clear error rather than silently ignored.
-vLLM's ``return_tokens_as_token_ids`` and ``ignore_eos`` extensions are accepted, so the same client
-code reads token ids from `art serve` and from vLLM.
+vLLM's ``return_tokens_as_token_ids``, ``ignore_eos`` and ``continue_final_message`` extensions are
+accepted, so the same client code reads token ids from `art serve` and from vLLM and can start a reply
+with a given prefix (the loop's exploration) on either.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class ChatRequest(BaseModel):
     top_logprobs: int | None = Field(None, ge=0, le=20)
     return_tokens_as_token_ids: bool = False
     ignore_eos: bool = False  # vLLM extension: generate max_tokens whatever the model says (benchmarks)
+    continue_final_message: bool = False  # vLLM extension: the reply continues the final (assistant) message
+    add_generation_prompt: bool = True  # vLLM extension: open a new assistant turn (False with the above)
 
     @model_validator(mode="after")
     def _refuse_unsupported(self) -> ChatRequest:
@@ -69,6 +72,8 @@ class ChatRequest(BaseModel):
             raise ValueError(f"unsupported request field(s): {', '.join(refused)}")
         if self.top_logprobs and not self.logprobs:
             raise ValueError("top_logprobs needs logprobs: true")
+        if self.continue_final_message and (self.add_generation_prompt or self.messages[-1].role != "assistant"):
+            raise ValueError("continue_final_message needs add_generation_prompt: false and an assistant message last")
         return self
 
     @field_validator("stop")

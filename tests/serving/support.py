@@ -28,9 +28,10 @@ def tokenizer_of(base: Path) -> Any:
     return AutoTokenizer.from_pretrained(base)
 
 
-def prompt_ids(base: Path, messages: list[dict[str, str]]) -> list[int]:
+def prompt_ids(base: Path, messages: list[dict[str, str]], continue_final: bool = False) -> list[int]:
     tok = tokenizer_of(base)
-    text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=not continue_final,
+                                   continue_final_message=continue_final)
     return list(tok(text, add_special_tokens=False)["input_ids"])
 
 

@@ -87,6 +87,26 @@ def test_streaming_sends_the_same_text_in_pieces(server: Any) -> None:
     assert chunks[-1].choices == []
 
 
+def test_a_reply_continues_an_assistant_prefix(server: Any, tiny_model: Path) -> None:
+    """vLLM's continue_final_message: the reply is what follows the open assistant message (exploration)."""
+    client = openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0)
+    messages = [*MESSAGES, {"role": "assistant", "content": "calculator:"}]
+    reply = client.chat.completions.create(model="base", messages=messages, max_tokens=8, temperature=0,  # type: ignore[arg-type]
+                                           logprobs=True, extra_body={"return_tokens_as_token_ids": True,
+                                                                      "continue_final_message": True,
+                                                                      "add_generation_prompt": False})
+    prompt = prompt_ids(tiny_model, messages, continue_final=True)
+    assert prompt != prompt_ids(tiny_model, MESSAGES) and reply.usage.prompt_tokens == len(prompt)
+    assert server.engine.decode(prompt).endswith("calculator:")  # the turn is left open, not closed
+    content = reply.choices[0].logprobs.content
+    ids = ids_of(content)
+    assert [t.logprob for t in content] == pytest.approx(recompute(tiny_model, prompt, ids), abs=1e-4)
+    with pytest.raises(openai.BadRequestError, match="continue_final_message needs add_generation_prompt: false "
+                                                     "and an assistant message last"):
+        client.chat.completions.create(model="base", messages=MESSAGES, extra_body={  # type: ignore[arg-type]
+            "continue_final_message": True, "add_generation_prompt": False})
+
+
 def test_models_and_errors(server: Any) -> None:
     client = openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0)
     assert {"base", "champion"} <= {m.id for m in client.models.list().data}
