@@ -11,11 +11,15 @@ each user turn is the observation the runner records and each assistant turn the
 line (``schemas.transcript``). The whole prefix is recorded with the session, so the trainer
 rebuilds the very chat the model saw. Replies stop at the first line break: the one line is the
 decision, and a model that runs on into imagined results costs no tokens.
+
+Exploration (``AgentConfig.explore``, training runs only): with that chance a step's reply is made
+to start with a tool the run has not called yet and the model writes the rest (``explore_head``).
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 
 from agents.llm import ChatMessage
@@ -129,6 +133,21 @@ def parse_reply(text: str, tools: list[str]) -> Decision:
             return Decision(action="use_tool", tool=known[head], input=value, thought=thought)
     raise DecisionError(f"no line starts with a tool name ({', '.join(tools)}) or answer: "
                         f"{clip(text.strip(), 200)!r}")
+
+
+def explore_head(tools: list[str], called: set[str], draw: random.Random) -> str:
+    """The head an exploring step's reply is made to start with: a tool this run has not called yet,
+    uniformly, or ``answer`` once every tool has been. Why untried tools: a small model's own failures
+    are mostly a missing step (it read the file, then answered the expression instead of calling the
+    calculator), so the step it never takes is the one worth trying; no knowledge of the task is used."""
+    fresh = [t for t in tools if t not in called]
+    return draw.choice(fresh) if fresh else "answer"
+
+
+def head_prefix(head: str) -> ChatMessage:
+    """The assistant message an exploring step's reply continues (``tool:`` or ``answer:``; no trailing
+    space, which BPE tokenizers attach to the next word)."""
+    return ChatMessage(role="assistant", content=f"{head}:")
 
 
 def chat(prefix: list[ChatMessage], turns: list[tuple[str, str]], observation: str) -> list[ChatMessage]:

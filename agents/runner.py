@@ -10,6 +10,7 @@ error step and the next observation says what went wrong. The run ends at ANSWER
 from __future__ import annotations
 
 import contextlib
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -83,6 +84,7 @@ class _Run:
         self.compact = self.cfg.prompt_style == COMPACT_STYLE
         self.prefix = compact.prompt_prefix(tools) if self.compact else []
         self.said: list[tuple[str, str]] = []  # compact: (observation, assistant turn) per step
+        self.draw = random.Random(recorder.session_id)  # exploration draws, reproducible per session
 
     def first_observation(self) -> str:
         if self.compact:
@@ -153,8 +155,15 @@ class _Run:
         started = time.monotonic()
         meta: dict[str, str] = {}
         self.traces = []
+        messages = compact.chat(self.prefix, self.said, observation)
+        head = self._explored_head()
+        if head is not None:
+            meta["explored"] = head
+            messages.append(compact.head_prefix(head))
         try:
-            raw, tokens = await self._chat(compact.chat(self.prefix, self.said, observation), "act")
+            raw, tokens = await self._chat(messages, "act")
+            if head is not None:
+                raw = f"{messages[-1].content} {raw}"
         except LLMError as exc:
             await self._record(Turn(number, observation, "", Think(note=""), error=f"LLM call failed: {exc}"),
                                "", meta, started, 0)
@@ -181,6 +190,13 @@ class _Run:
         turn = Turn(number, observation, thought, action, tool_result, error)
         await self._record(turn, action_input, meta, started, tokens)
         return turn, following, isinstance(action, Answer)
+
+    def _explored_head(self) -> str | None:
+        """The head this step's reply must start with (exploration), or None: the model decides."""
+        if self.cfg.explore <= 0 or self.draw.random() >= self.cfg.explore:
+            return None
+        called = {t.action.tool for t in self.turns if isinstance(t.action, UseTool) and t.error is None}
+        return compact.explore_head(self.tools.names(), called, self.draw)
 
     async def _act(self, action: ActionT) -> tuple[str | None, str | None, str]:
         """(tool_result, error, next observation) for a well-formed action."""

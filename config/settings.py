@@ -103,9 +103,12 @@ class LearningConfig(Section):
     rounds: int = Field(3, ge=1, le=100, description="rounds of `art loop`: run, judge, train, evaluate, promote")
     groups: int = Field(24, ge=1, description="training missions per round, each run as one group of "
                         "judge.rollouts_per_group sampled runs (RULER compares them)")
-    temperature: float = Field(0.7, ge=0, le=2, description="sampling temperature of the training runs")
+    temperature: float = Field(0.3, ge=0, le=2, description="sampling temperature of the training runs")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling of the training runs: draw only from the "
                          "likeliest tokens holding this much probability (1: every token)")
+    explore: float = Field(0.5, ge=0, le=1, description="chance per step of a training run that the reply is made "
+                           "to start with a tool the run has not called yet (the model writes the rest); "
+                           "evaluation never explores")
     eval_per_family: int = Field(12, ge=1, description="held-out missions per family")
     concurrency: int = Field(16, ge=1, description="runs in flight at once (the server batches them)")
     max_tokens: int = Field(32, ge=1, description="completion limit per step (one action line)")

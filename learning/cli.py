@@ -106,6 +106,8 @@ def loop_command(
                                                      "agents' runs too (distillation, reported separately)")] = None,
     temperature: Annotated[float | None, typer.Option(help="sampling temperature of the training runs")] = None,
     top_p: Annotated[float | None, typer.Option(help="nucleus sampling of the training runs (1: off)")] = None,
+    explore: Annotated[float | None, typer.Option(help="chance per training step that the reply must start with a "
+                                                       "tool the run has not called yet (0: off)")] = None,
     per_family: Annotated[int | None, typer.Option(help="held-out missions per family")] = None,
     seed: Annotated[int, typer.Option(help="seeds which training missions each round draws")] = 0,
     budget_s: Annotated[float | None, typer.Option(help="loop time budget in seconds: no round starts that the "
@@ -123,7 +125,8 @@ def loop_command(
         if teacher not in (None, "self", "fleet"):
             raise LearningError(f"--teacher must be self or fleet, not {teacher!r}")
         settings = LoopSettings.from_config(art, rounds=rounds, groups=groups, objective=objective, teacher=teacher,
-                                            temperature=temperature, top_p=top_p, eval_per_family=per_family, seed=seed,
+                                            temperature=temperature, top_p=top_p, explore=explore,
+                                            eval_per_family=per_family, seed=seed,
                                             budget_s=budget_s)
         result = asyncio.run(run_loop(art, config, base_url, settings))
     except (LearningError, ConfigError, TrainerError, ValueError) as exc:

@@ -47,6 +47,7 @@ class LoopSettings(BaseModel):
     rollouts: int
     temperature: float
     top_p: float
+    explore: float
     eval_per_family: int
     concurrency: int
     max_tokens: int
@@ -65,8 +66,8 @@ class LoopSettings(BaseModel):
     def from_config(cls, art: ArtConfig, **overrides: Any) -> LoopSettings:
         c = art.learning
         base: dict[str, Any] = {"rounds": c.rounds, "groups": c.groups, "rollouts": art.judge.rollouts_per_group,
-                "temperature": c.temperature, "top_p": c.top_p, "eval_per_family": c.eval_per_family,
-                "concurrency": c.concurrency,
+                "temperature": c.temperature, "top_p": c.top_p, "explore": c.explore,
+                "eval_per_family": c.eval_per_family, "concurrency": c.concurrency,
                 "max_tokens": c.max_tokens, "objective": c.objective, "teacher": c.teacher,
                 "promotion_margin": c.promotion_margin, "wait_s": c.wait_s,
                 "reward_version": art.judge.reward_version}
@@ -205,7 +206,7 @@ class Loop:
         t0 = time.monotonic()
         plan = plan_round(self.loop_id, r, self.s)
         self.say(f"round {r}: {len(plan)} runs ({self.s.groups} groups x {self.s.rollouts}) on {champion}, "
-                 f"temperature {self.s.temperature}, top-p {self.s.top_p}")
+                 f"temperature {self.s.temperature}, top-p {self.s.top_p}, explore {self.s.explore}")
         done = [0, 0]
 
         def on_run(o: Any) -> None:
@@ -216,7 +217,7 @@ class Loop:
 
         outcomes = await run_planned(plan, self.llm, self.opener,
                                      agent=agent_config(champion, self.s.temperature, self.s.max_tokens,
-                                                        self.s.top_p),
+                                                        self.s.top_p, self.s.explore),
                                      run_kind=TRAINING, work_dir=self.work_dir / f"round-{r}",
                                      concurrency=self.s.concurrency, on_done=on_run)
         if self.flush is not None:

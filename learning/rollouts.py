@@ -59,9 +59,11 @@ class _Counting:
         return reply
 
 
-def agent_config(model: str, temperature: float, max_tokens: int, top_p: float = 1.0) -> AgentConfig:
-    """The runner's settings for suite runs: compact prompts, no pattern hints (the policy alone is measured)."""
-    return AgentConfig(model=model, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+def agent_config(model: str, temperature: float, max_tokens: int, top_p: float = 1.0,
+                 explore: float = 0.0) -> AgentConfig:
+    """The runner's settings for suite runs: compact prompts, no pattern hints (the policy alone is measured);
+    ``explore`` only for training runs."""
+    return AgentConfig(model=model, temperature=temperature, top_p=top_p, explore=explore, max_tokens=max_tokens,
                        prompt_style="compact", pattern_limit=0)
 
 

@@ -9,7 +9,8 @@ Training phrasings name the tools to use ("with file_read, then the calculator")
 never do. A 135M model almost never finds a multi-tool procedure on its own (0 of 48 sampled runs
 of the unhinted tasks succeeded), and a loop can only learn from successes it samples: the hints
 make the procedures reachable in training, and the held-out split measures whether the policy
-learned to apply them when nobody names the tools.
+learned to apply them when nobody names the tools. The operations overlap (both splits multiply a file's
+number), the phrasings and number ranges never do.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def _files(rng: random.Random, split: Split) -> Draft:
     if split == "train":
         v, k = rng.randint(120, 480), rng.randint(11, 49)
         forms = [("Read {p} with file_read, then use the calculator to add {k} to its number.", v + k),
-                 ("Use file_read on {p}, then the calculator to subtract {k} from the number.", v - k)]
+                 ("Use file_read on {p}, then the calculator to subtract {k} from the number.", v - k),
+                 ("Read {p} with file_read, then use the calculator to multiply its number by {k}.", v * k)]
     else:
         v, k = rng.randint(510, 990), rng.randint(3, 9)
         forms = [("What is the number in {p} times {k}?", v * k),
@@ -117,8 +119,11 @@ def _chain(rng: random.Random, split: Split) -> Draft:
     dst = f"out/{_pick(rng, split, ['result', 'answer', 'sum'], ['report', 'product', 'output'])}.txt"
     if split == "train":
         v, k = rng.randint(120, 480), rng.randint(11, 49)
-        text, value = ("Read {src} with file_read, add {k} to its number with the calculator, save the result to "
-                       "{dst} with file_write, then answer with the result.", v + k)
+        text, value = rng.choice([
+            ("Read {src} with file_read, add {k} to its number with the calculator, save the result to "
+             "{dst} with file_write, then answer with the result.", v + k),
+            ("Read {src} with file_read, multiply its number by {k} with the calculator, save the result to "
+             "{dst} with file_write, then answer with the result.", v * k)])
     else:
         v, k = rng.randint(510, 990), rng.randint(3, 9)
         text, value = ("Multiply the number in {src} by {k}; save the product in {dst} and reply with it.", v * k)

@@ -4,12 +4,22 @@ trainer rebuilds, from the recorded steps alone, exactly the chat the runner sen
 from __future__ import annotations
 
 import json
+import random
 import re
 from pathlib import Path
 
 import pytest
 
-from agents.compact import EXAMPLES, FORMAT_REMINDER, STOP, example_for, parse_reply, prompt_prefix, tool_observation
+from agents.compact import (
+    EXAMPLES,
+    FORMAT_REMINDER,
+    STOP,
+    example_for,
+    explore_head,
+    parse_reply,
+    prompt_prefix,
+    tool_observation,
+)
 from agents.llm import OpenAIChatClient
 from agents.missions import AgentConfig
 from agents.prompts import DecisionError
@@ -117,3 +127,33 @@ def test_worked_examples_restate_the_task_like_live_results() -> None:
     assert [t for t in turns if t[0] == "user"] == [
         ("user", f"Task: {task}"), ("user", tool_observation("21", task)), ("user", tool_observation("42", task))]
     assert turns[2][1] == f"Result: 21\nTask: {task}" and turns[-1] == ("assistant", "answer: 42")
+
+
+def test_exploration_draws_untried_tools_then_the_answer() -> None:
+    draw = random.Random(3)
+    heads = [explore_head(TOOLS, {"calculator"}, draw) for _ in range(400)]
+    assert set(heads) == {"file_read", "file_write"} and 150 < heads.count("file_read") < 250  # uniform
+    assert explore_head(TOOLS, set(TOOLS), draw) == "answer"
+
+
+async def test_an_exploring_run_continues_the_forced_head(tmp_path: Path) -> None:
+    """explore=1: every reply starts with the untried tool (here the only one), then answer; the model
+    (a stand-in) writes the rest, and the recorded step is the whole line, marked as explored."""
+    arith = next(m for m in build_suite("train") if m.family == "arith")
+    with StandIn([arith], lambda model: oracle) as server:
+        box = prepare_sandbox(arith, tmp_path / "box")
+        mission = arith.mission(box, AgentConfig(model="m", prompt_style="compact", explore=1.0))
+        opener = MemoryOpener()
+        async with OpenAIChatClient(server.base_url, "m") as llm:
+            result = await run_mission(mission, llm, opener, mission.toolbox())
+    assert check_outcome(arith, result.final_answer, box) and result.steps == 2
+    assert [r["messages"][-1] for r in server.requests] == [{"role": "assistant", "content": "calculator:"},
+                                                            {"role": "assistant", "content": "answer:"}]
+    assert all(r["continue_final_message"] is True and r["add_generation_prompt"] is False for r in server.requests)
+    recorder = opener.sessions[0]
+    assert [s.step_metadata.get("explored") for s in recorder.steps] == ["calculator", "answer"]
+    assert recorder.started["agent_config"]["explore"] == "1.0"
+    said = [m for m in conversation(_window_trajectory(recorder))[len(prompt_prefix(mission.toolbox())):]
+            if m["role"] == "assistant"]
+    assert [m["content"] for m in said] == [f"calculator: {arith.answer}", f"answer: {arith.answer}"]
+    assert "raw_reply" not in recorder.steps[0].step_metadata  # head + continuation is the canonical line

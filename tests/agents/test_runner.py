@@ -64,7 +64,8 @@ async def test_tool_call_then_answer(chat_server: ChatServer, tmp_path: Path) ->
     assert rec.started == {"agent_name": "solver", "objective": "Compute 17 * 23 and report it", "group_id": "g1",
                            "model": "test-model", "success_criteria": ["answer is 391"],
                            "agent_config": {"max_iterations": "6", "model": "test-model", "temperature": "0.1",
-                                            "top_p": "1.0", "max_tokens": "", "reflection_interval": "3",
+                                            "top_p": "1.0", "explore": "0.0", "max_tokens": "",
+                                            "reflection_interval": "3",
                                             "pattern_limit": "3", "cost_per_1k_tokens": "0.0", "prompt_style": "react",
                                             "token_traces": "True"}}
     first, second = rec.steps

@@ -91,6 +91,9 @@ class StandIn:
         mission = self.by_task[messages[start]["content"]]
         step = sum(1 for m in messages[start:] if m["role"] == "assistant")
         text = self.policies(body["model"])(mission, step)
+        if body.get("continue_final_message"):  # a reply prefix ("calculator:"): the policy's input follows it
+            step -= 1
+            text = " " + self.policies(body["model"])(mission, step).partition(":")[2].strip()
         return 200, {"id": "c", "object": "chat.completion", "model": body["model"],
                      "choices": [{"index": 0, "finish_reason": "stop",
                                   "message": {"role": "assistant", "content": text}}],

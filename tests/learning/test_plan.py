@@ -10,7 +10,7 @@ from learning.loop import LoopSettings, plan_round, round_fits, window_filter
 
 
 def _settings(groups: int, families: list[str], objective: str = "sft", teacher: str = "self") -> LoopSettings:
-    return LoopSettings(rounds=1, groups=groups, rollouts=3, temperature=0.7, top_p=1.0, eval_per_family=2,
+    return LoopSettings(rounds=1, groups=groups, rollouts=3, temperature=0.7, top_p=1.0, explore=0.0, eval_per_family=2,
                         concurrency=2, max_tokens=32, objective=objective, teacher=teacher, promotion_margin=0.0,
                         wait_s=1.0, reward_version="v1", families=families)
 
