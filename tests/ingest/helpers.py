@@ -50,12 +50,17 @@ def scalar(client: Any, sql: str) -> Any:
     return client.query(sql).result_rows[0][0]
 
 
-def assert_exact(client: Any, ids: list[str], steps: int, tokens_per_session: int) -> None:
+def assert_exact(client: Any, ids: list[str], steps: int, tokens_per_session: int, timeout_s: float = 120) -> None:
     """Each session once, each step once, every event mirrored once, complete, tokens as sent."""
     from tests.ingest.test_pipeline import counts
 
     n = len(ids)
-    wait_for(lambda: counts(client, ids)[0] >= n and counts(client, ids)[2] >= n * steps, timeout_s=120)
+    try:
+        wait_for(lambda: counts(client, ids)[0] >= n and counts(client, ids)[2] >= n * steps, timeout_s=timeout_s)
+    except AssertionError:
+        expected = (n, n, n * steps, n * steps, n * (steps + 2))
+        raise AssertionError(f"not every run landed within {timeout_s} s: trajectories, distinct, steps, distinct, "
+                             f"events {counts(client, ids)} of {expected}") from None
     time.sleep(2)  # any late duplicate would land now
     found = counts(client, ids)
     expected = (n, n, n * steps, n * steps, n * (steps + 2))
