@@ -49,7 +49,8 @@ class AgentConfig(BaseModel):
                          "holding this much probability (1: all)")
     explore: float = Field(0.0, ge=0, le=1, description="compact style: chance per step that the reply is made to "
                            "start with a tool this run has not called yet (answer: once all have been), the model "
-                           "writing the rest; 0: the model alone decides (evaluation)")
+                           "writing the rest (the endpoint must speak vLLM's continue_final_message, as "
+                           "`art serve` does); 0: the model alone decides (evaluation)")
     max_tokens: int | None = Field(None, ge=1, description="completion limit per LLM call")
     reflection_interval: int = Field(3, ge=1, description="reflect on the trajectory every N steps")
     pattern_limit: int = Field(3, ge=0, le=20, description="success patterns shown in the prompts")
