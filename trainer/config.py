@@ -47,6 +47,8 @@ class TrainingConfig:
     lora_target_modules: str = _opt("q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
                                     "comma-separated module names, or all-linear")
     dpo_beta: float = _opt(0.1, "DPO temperature beta")
+    sft_weighting: str = _opt("uniform", "sft: uniform | rarity (weight a success by how few runs of its "
+                              "group succeeded; fully solved groups drop out)")
     awr_temperature: float = _opt(1.0, "AWR: weight = exp(advantage / temperature)")
     awr_max_weight: float = _opt(20.0, "AWR: clip weights before normalising to mean 1")
     eval_fraction: float = _opt(0.15, "share of groups held out when no eval window")
@@ -61,6 +63,8 @@ class TrainingConfig:
         for name in ("groups_per_step", "num_epochs", "max_steps", "batch_size", "max_length", "lora_r"):
             if getattr(self, name) < 1:
                 raise TrainingConfigError(f"{name} must be >= 1")
+        if self.sft_weighting not in ("uniform", "rarity"):
+            raise TrainingConfigError(f"sft_weighting must be uniform or rarity, not {self.sft_weighting!r}")
         if not 0 <= self.eval_fraction < 1:
             raise TrainingConfigError("eval_fraction must be in [0, 1)")
 

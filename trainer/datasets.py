@@ -150,10 +150,39 @@ def check_mask(examples: list[Encoded], what: str) -> list[Encoded]:
     return kept
 
 
-def sft_examples(trajectories: list[WindowTrajectory], tokenizer: Any, max_length: int) -> list[Encoded]:
-    """Every step of the given (successful) trajectories, as assistant-only-loss chat examples."""
-    out = [e for t in trajectories if t.steps for e in encode_conversation(tokenizer, conversation(t), max_length)]
+def sft_examples(trajectories: list[WindowTrajectory], tokenizer: Any, max_length: int,
+                 weights: list[float] | None = None) -> list[Encoded]:
+    """Every step of the given (successful) trajectories, as assistant-only-loss chat examples; a
+    trajectory's examples carry its weight (default 1), and weight 0 leaves it out."""
+    ws = weights if weights is not None else [1.0] * len(trajectories)
+    out = [Encoded(e.ids, e.mask, w) for t, w in zip(trajectories, ws, strict=True) if t.steps and w > 0
+           for e in encode_conversation(tokenizer, conversation(t), max_length)]
     return check_mask(out, "sft examples")
+
+
+def rarity_weights(kept: list[WindowTrajectory]) -> list[float]:
+    """1 - (kept runs of the group / its RULER group size), normalised to mean 1 over the non-zero ones.
+
+    Why: a group whose every run succeeded teaches the policy nothing it does not already do (GRPO
+    gives it no gradient), while the one success in a group of four is what exploration found; plain
+    SFT lets many easy successes drown the rare one. All zero (every group solved): uniform.
+
+    >>> from trainer.windows import WindowTrajectory as T
+    >>> runs = [T(session_id=s, agent_name="a", group_id=g, objective="o", reward_version="v", total=1.0,
+    ...           advantage=0.0, group_size=4) for s, g in [("1", "easy"), ("2", "easy"), ("3", "easy"),
+    ...           ("4", "easy"), ("5", "hard")]]
+    >>> rarity_weights(runs)
+    [0.0, 0.0, 0.0, 0.0, 1.0]
+    """
+    kept_in: dict[str, int] = {}
+    for t in kept:
+        kept_in[t.group_key] = kept_in.get(t.group_key, 0) + 1
+    raw = [max(0.0, 1.0 - kept_in[t.group_key] / max(t.group_size, kept_in[t.group_key])) for t in kept]
+    live = [w for w in raw if w > 0]
+    if not live:
+        return [1.0] * len(kept)
+    mean = sum(live) / len(live)
+    return [w / mean for w in raw]
 
 
 def best_and_worst(window: Window, min_margin: float = 0.0) -> list[tuple[WindowTrajectory, WindowTrajectory]]:

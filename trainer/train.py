@@ -63,7 +63,9 @@ def build_data(cfg: TrainingConfig, window: Window, heldout: Window | None, toke
     """Examples for ``cfg.objective`` from ``window``; held-out successful runs and pairs for evaluation."""
     n = cfg.max_length
     if cfg.objective == "sft":
-        train: list[Any] = datasets.sft_examples(window.successful(reward_threshold), tokenizer, n)
+        kept = window.successful(reward_threshold)
+        weights = datasets.rarity_weights(kept) if cfg.sft_weighting == "rarity" else None
+        train: list[Any] = datasets.sft_examples(kept, tokenizer, n, weights)
         what = f"successful trajectories (reward >= {reward_threshold})"
     elif cfg.objective == "dpo":
         train = datasets.preference_pairs(window, tokenizer, n)

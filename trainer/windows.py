@@ -69,6 +69,7 @@ class WindowTrajectory(BaseModel):
     reward_version: str
     total: float
     advantage: float
+    group_size: int = 1  # runs RULER compared in this run's group (1: alone)
     steps: list[WindowStep] = Field(default_factory=list)
 
     @property
@@ -96,8 +97,8 @@ class Window(BaseModel):
 
 
 _TRAJECTORY_COLUMNS = ["session_id", "agent_name", "group_id", "objective", "model", "agent_config", "status",
-                       "final_answer", "reward_version", "total", "advantage"]
-_FROM_REWARDS = ("session_id", "group_id", "reward_version", "total", "advantage")
+                       "final_answer", "reward_version", "total", "advantage", "group_size"]
+_FROM_REWARDS = ("session_id", "group_id", "reward_version", "total", "advantage", "group_size")
 _JOINED_COLUMNS = ", ".join(("r." if c in _FROM_REWARDS else "t.") + f"{c} AS {c}" for c in _TRAJECTORY_COLUMNS)
 _STEP_COLUMNS = ["session_id", "step_number", "observation", "thought", "action_kind", "tool", "action_text",
                  "action_input", "tool_result", "error", "reflection"]
@@ -142,7 +143,7 @@ SELECT {", ".join(_TRAJECTORY_COLUMNS)} FROM (
          t.objective AS objective, t.model AS model, t.agent_config AS agent_config, t.status AS status,
          t.final_answer AS final_answer,
          r.reward_version AS reward_version, r.total AS total, r.advantage AS advantage,
-         t.completed_at AS completed_at,
+         r.group_size AS group_size, t.completed_at AS completed_at,
          row_number() OVER (PARTITION BY ifNull(r.group_id, r.session_id)
                             ORDER BY r.total DESC, r.session_id) AS rank
   FROM (SELECT * FROM rewards FINAL WHERE reward_version = {{reward_version:String}}) AS r
@@ -232,7 +233,8 @@ def window_from_runs(runs: list[tuple[TrajectoryCompleted, RewardAssigned]], win
             session_id=traj.session_id, agent_name=traj.agent_name, group_id=reward.group_id,
             objective=traj.objective, model=traj.model, agent_config=traj.agent_config,
             status=str(traj.status or ""), final_answer=traj.final_answer,
-            reward_version=reward.reward_version, total=reward.total, advantage=reward.advantage, steps=steps))
+            reward_version=reward.reward_version, total=reward.total, advantage=reward.advantage,
+            group_size=reward.group_size, steps=steps))
     return Window(window_id=window_id, query="", params={"source": "events"}, trajectories=trajectories,
                   created_at=datetime.now(UTC))
 

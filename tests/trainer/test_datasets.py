@@ -13,6 +13,7 @@ from trainer.datasets import (
     check_mask,
     encode_conversation,
     preference_pairs,
+    rarity_weights,
     sft_examples,
 )
 from trainer.errors import TrainerError
@@ -99,3 +100,18 @@ def test_compact_runs_train_only_their_good_turns(tokenizer: Any) -> None:
     assert "calculator: 3*4" in trained and "answer: 12" in trained
     assert "hmm twelve" not in trained and "answer: 2<" not in trained and "Task:" not in trained
     assert tokenizer.decode(example.ids).count("answer: 2<") == 1  # the example is still in the context
+
+
+def test_rarity_weights_favour_the_rare_success(tokenizer: Any) -> None:
+    """A group that all succeeded drops out; one success of four outweighs each of three of four."""
+    window = window_from_runs(synthetic.runs(3, 4, seed=1))
+    groups = sorted({t.group_key for t in window.trajectories})
+    assert all(t.group_size == 4 for t in window.trajectories)  # RULER's group size rides along
+    kept = ([t for t in window.trajectories if t.group_key == groups[0]]  # 4 of 4
+            + [t for t in window.trajectories if t.group_key == groups[1]][:3]  # 3 of 4
+            + [t for t in window.trajectories if t.group_key == groups[2]][:1])  # 1 of 4
+    weights = rarity_weights(kept)
+    assert weights == pytest.approx([0.0] * 4 + [2 / 3] * 3 + [2.0])  # raw 0.25 and 0.75, mean 1 over the live
+    examples = sft_examples(kept, tokenizer, 512, weights)
+    assert len(examples) == 4 and [e.weight for e in examples] == pytest.approx([2 / 3] * 3 + [2.0])
+    assert rarity_weights(kept[:4]) == [1.0] * 4  # every group solved: nothing is rarer, uniform

@@ -16,6 +16,7 @@ def test_duplicates_never_count(filled_store: Any) -> None:
     assert len(window.trajectories) == 48
     assert len({t.session_id for t in window.trajectories}) == 48
     assert window.group_count == 12
+    assert {t.group_size for t in window.trajectories} == {4}  # from the rewards rows
     assert all(len(t.steps) == len({s.step_number for s in t.steps}) for t in window.trajectories)
 
 
