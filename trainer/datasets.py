@@ -165,7 +165,8 @@ def rarity_weights(kept: list[WindowTrajectory]) -> list[float]:
 
     Why: a group whose every run succeeded teaches the policy nothing it does not already do (GRPO
     gives it no gradient), while the one success in a group of four is what exploration found; plain
-    SFT lets many easy successes drown the rare one. All zero (every group solved): uniform.
+    SFT lets many easy successes drown the rare one. All zero (every group solved): uniform. A run
+    RULER judged alone (group size 1) has no rarity to measure and keeps the mean weight, 1.
 
     >>> from trainer.windows import WindowTrajectory as T
     >>> runs = [T(session_id=s, agent_name="a", group_id=g, objective="o", reward_version="v", total=1.0,
@@ -177,12 +178,13 @@ def rarity_weights(kept: list[WindowTrajectory]) -> list[float]:
     kept_in: dict[str, int] = {}
     for t in kept:
         kept_in[t.group_key] = kept_in.get(t.group_key, 0) + 1
-    raw = [max(0.0, 1.0 - kept_in[t.group_key] / max(t.group_size, kept_in[t.group_key])) for t in kept]
-    live = [w for w in raw if w > 0]
+    raw = [None if t.group_size <= 1 else max(0.0, 1.0 - kept_in[t.group_key] / max(t.group_size, kept_in[t.group_key]))
+           for t in kept]
+    live = [w for w in raw if w is not None and w > 0]
     if not live:
         return [1.0] * len(kept)
     mean = sum(live) / len(live)
-    return [w / mean for w in raw]
+    return [1.0 if w is None else w / mean for w in raw]
 
 
 def best_and_worst(window: Window, min_margin: float = 0.0) -> list[tuple[WindowTrajectory, WindowTrajectory]]:

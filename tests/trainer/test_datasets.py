@@ -115,3 +115,5 @@ def test_rarity_weights_favour_the_rare_success(tokenizer: Any) -> None:
     examples = sft_examples(kept, tokenizer, 512, weights)
     assert len(examples) == 4 and [e.weight for e in examples] == pytest.approx([2 / 3] * 3 + [2.0])
     assert rarity_weights(kept[:4]) == [1.0] * 4  # every group solved: nothing is rarer, uniform
+    alone = kept[-1].model_copy(update={"group_id": None, "session_id": "alone", "group_size": 1})
+    assert rarity_weights([*kept[4:], alone]) == pytest.approx([2 / 3] * 3 + [2.0, 1.0])  # alone: the mean
