@@ -78,10 +78,10 @@ class LoopSettings(BaseModel):
                             reward_version=self.reward_version, wait_s=self.wait_s)
 
 
-LOOP_TRAINING = {"learning_rate": 5e-4, "num_epochs": 8, "max_steps": 40, "batch_size": 8, "max_length": 512,
-                 "sft_weighting": "rarity",
-                 "checkpoint_interval": 0, "evaluation_interval": 0, "early_stopping_patience": 0,
-                 "eval_fraction": 0.1}
+LOOP_TRAINING: dict[str, Any] = {
+    "learning_rate": 5e-4, "num_epochs": 8, "max_steps": 40, "batch_size": 8, "max_length": 512,
+    "sft_weighting": "rarity", "checkpoint_interval": 0, "evaluation_interval": 0, "early_stopping_patience": 0,
+    "eval_fraction": 0.1}
 """Trainer settings the loop uses unless overridden (LoRA r=8 on all projections, the trainer's default)."""
 
 

@@ -33,8 +33,10 @@ def land(store: Any, codec: Codec, records: list[tuple[bytes, bytes]]) -> tuple[
 
     The sink sends a batch as one container; when ClickHouse cannot decode it, the records Python
     refuses are left out, so only records ClickHouse decodes can ever disagree. Each record Python
-    refuses is decoded alone (a landing table without views: fast); the ones that decode, and all
-    the ones Python accepts, then go through the landing views."""
+    refuses is decoded alone (a landing table without views: fast); the ones that decode then go
+    through the landing views one by one, followed by the good sentinel exactly as decoded, and all the
+    ones Python accepts together. (Once, two refused bodies that each decoded alone made one
+    container ClickHouse could not read: the bytes of one misread the next.)"""
     schema_id = codec.schema_id(TOPIC, "art.SessionEvent")
     schema = codec.registry.schema_by_id(schema_id)
     table, container = ensure_ingest(store, schema, schema_id), container_schema(schema)
@@ -58,10 +60,11 @@ def land(store: Any, codec: Codec, records: list[tuple[bytes, bytes]]) -> tuple[
         return True
 
     accepted = [i for i in bodies if verdicts[i] is None]
-    refused_but_decoded = [i for i in bodies if verdicts[i] is not None and decodes(i)]
-    for part in (accepted, refused_but_decoded):
-        if part:
-            store.raw_insert(table, None, object_container(container, [bodies[i] for i in part]), fmt="Avro")
+    if accepted:
+        store.raw_insert(table, None, object_container(container, [bodies[i] for i in accepted]), fmt="Avro")
+    for i in bodies:  # each as it was decoded: two refused bodies in one container can misread each other
+        if verdicts[i] is not None and decodes(i):
+            store.raw_insert(table, None, object_container(container, [bodies[i], sentinel]), fmt="Avro")
     return verdicts, {r[0] for r in store.query("SELECT offset FROM session_events").result_rows}
 
 
