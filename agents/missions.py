@@ -82,8 +82,9 @@ class Mission(BaseModel):
     agent_config: AgentConfig = Field(default_factory=AgentConfig, description="how the agent runs (below)")
     tools: list[ToolSpec] = Field(default_factory=list, description="tools by name, each with an optional "
                                                                     "config mapping (below)")
-    success_criteria: list[str] = Field(default_factory=list, description="texts the answer must contain; the "
-                                                                          "judge scores completion by them")
+    success_criteria: list[str] = Field(default_factory=list, description="texts the answer must contain "
+                                        "('= text': equal it; 'file:<path> = <text>': a file_write must have "
+                                        "written it); the judge scores completion by them")
     group_id: str | None = Field(None, description="rollouts of one group are rewarded against each other")
     rollouts: int = Field(1, ge=1, le=1000, description="sessions per `art run`")
     base_dir: Path = Field(Path("."), exclude=True, description="folder relative tool paths start from")

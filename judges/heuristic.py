@@ -3,9 +3,10 @@
 Notation: n steps (ordered by seq), C the success criteria, A the answer text (``final_answer``,
 else the last Answer action's text), k tool calls (UseTool steps).
 
-- task_completion: C non-empty -> share of criteria met, case-insensitively: a criterion starting with
-  ``=`` is exact (``= 391``: the stripped A equals the stripped text after ``=``), any other must be
-  a substring of A; no criteria -> 1.0 if status is ``succeeded`` else 0.0.
+- task_completion: C non-empty -> share of criteria met: a criterion starting with ``file:`` names a
+  file the run must have written (``file:out/sum.txt = 475``, see ``schemas.criteria``); one starting
+  with ``=`` is exact (``= 391``: the stripped A equals the stripped text after ``=``, case aside); any
+  other must be a substring of A (case aside); no criteria -> 1.0 if status is ``succeeded`` else 0.0.
 - efficiency: estimate = max(3, 2*len(C) + 1); min(1, estimate / n); 0.0 when n == 0.
 - tool_usage: redundant = k - |distinct (tool, input)|; switches = adjacent tool calls with different
   tools; thrash = max(0, switches - (distinct tools - 1)) / (k - 1) (0 when k <= 1), i.e. switches
@@ -29,6 +30,7 @@ from itertools import pairwise
 
 from config.settings import JudgeConfig
 from judges.contract import JudgeWeights, MetricScores, make_judgment, ordered_steps
+from schemas.criteria import FILE_PREFIX, file_criterion_met
 from schemas.models import Answer, SessionStatus, TrajectoryCompleted, TrajectoryJudged, UseTool
 
 
@@ -68,9 +70,12 @@ def answer_text(traj: TrajectoryCompleted) -> str:
     return ""
 
 
-def criterion_met(criterion: str, answer: str) -> bool:
-    """``answer`` is stripped; ``criterion`` is a non-blank success criterion (see the module docstring)."""
+def criterion_met(criterion: str, answer: str, writes: list[str] | None = None) -> bool:
+    """``answer`` is stripped; ``criterion`` is a non-blank success criterion (see the module docstring);
+    ``writes`` the inputs of the run's error-free file_write calls, in order."""
     c = criterion.strip()
+    if c.startswith(FILE_PREFIX):
+        return file_criterion_met(c, writes or [])
     if c.startswith("="):
         return answer.lower() == c[1:].strip().lower()
     return c.lower() in answer.lower()
@@ -88,7 +93,9 @@ def measure(traj: TrajectoryCompleted) -> Measurement:
     succeeded = traj.status == SessionStatus.succeeded
 
     criteria = [c for c in traj.success_criteria if c.strip()]
-    matched = sum(1 for c in criteria if criterion_met(c, answer))
+    writes = [s.action.input for s in steps if isinstance(s.action, UseTool) and s.action.tool == "file_write"
+              and not s.error]
+    matched = sum(1 for c in criteria if criterion_met(c, answer, writes))
     completion = matched / len(criteria) if criteria else (1.0 if succeeded else 0.0)
 
     estimate = step_estimate(traj)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from judges.contract import ID_NAMESPACE, JudgeWeights
 from judges.ruler import ADVANTAGE_EPS, RULER_WEIGHTS
+from schemas.criteria import FILE_PREFIX, LEADING_DOTS, TRAILING_NEWLINES
 from store.clickhouse import literal
 
 USE_TOOL = "Tuple(kind String, tool String, input String)"
@@ -63,6 +64,39 @@ def stable_id_sql(expr: str, *rest: str) -> str:
             f"substring({digest}, 10, 7)), 16)))")
 
 
+def same_path(expr: str) -> str:
+    """SQL for ``schemas.criteria.same_path``."""
+    return f"replaceRegexpOne({py_strip(expr)}, {literal(LEADING_DOTS)}, '')"
+
+
+def write_path(expr: str) -> str:
+    """SQL for the path of ``schemas.criteria.write_target(expr)`` ('' where Python refuses the input)."""
+    s = py_strip(expr)
+    return (f"if(startsWith({s}, '{{'), JSONExtractString({s}, 'path'), "
+            f"if(position({expr}, '\\n') > 0, substring({expr}, 1, position({expr}, '\\n') - 1), {expr}))")
+
+
+def write_content(expr: str) -> str:
+    """SQL for the content of ``schemas.criteria.write_target(expr)``."""
+    s = py_strip(expr)
+    from_json = (f"if(JSONType({s}, 'content') = 'String', JSONExtractString({s}, 'content'), "
+                 f"if(JSONHas({s}, 'content'), JSONExtractRaw({s}, 'content'), ''))")
+    return (f"if(startsWith({s}, '{{'), {from_json}, "
+            f"if(position({expr}, '\\n') > 0, substring({expr}, position({expr}, '\\n') + 1), ''))")
+
+
+def file_met(criterion: str) -> str:
+    """SQL for ``schemas.criteria.file_criterion_met`` of the stripped ``criterion`` over ``written``
+    (the (path, content) of each error-free file_write call, in order)."""
+    body = f"substring({criterion}, {len(FILE_PREFIX) + 1})"
+    eq = f"position({body}, '=')"
+    path = same_path(f"substring({body}, 1, {eq} - 1)")
+    expected = py_strip(f"substring({body}, {eq} + 1)")
+    last = f"arrayFilter(x -> x.1 = {path}, written)"
+    return (f"({eq} > 0 AND {path} != '' AND notEmpty({last}) AND "
+            f"replaceRegexpOne({last}[-1].2, {literal(TRAILING_NEWLINES)}, '') = {expected})")
+
+
 def measure_select(stage: str, in_range: str = "1") -> str:
     """Every heuristic metric and count of each staged record; ``in_range`` flags the rows to score."""
     strip = py_strip
@@ -95,9 +129,13 @@ FROM (
     ifNull(status, '') = 'succeeded' AS succeeded,
     arrayFilter(c -> {not_blank('c')}, success_criteria) AS crit,
     toInt64(length(crit)) AS crit_n,
-    toInt64(arrayCount(c -> if(startsWith({strip('c')}, '='),
-                               lowerUTF8(answer) = lowerUTF8({strip(f"substring({strip('c')}, 2)")}),
-                               position(lowerUTF8(answer), lowerUTF8({strip('c')})) > 0), crit)) AS matched,
+    arrayMap(x -> x.input, arrayFilter((x, c, e) -> c AND x.tool = 'file_write' AND NOT e, call_t, is_call, err))
+      AS writes,
+    arrayMap(w -> ({same_path(write_path('w'))}, {write_content('w')}), writes) AS written,
+    toInt64(arrayCount(c -> multiIf(startsWith({strip('c')}, {literal(FILE_PREFIX)}), {file_met(strip('c'))},
+                                    startsWith({strip('c')}, '='),
+                                    lowerUTF8(answer) = lowerUTF8({strip(f"substring({strip('c')}, 2)")}),
+                                    position(lowerUTF8(answer), lowerUTF8({strip('c')})) > 0), crit)) AS matched,
     if(crit_n > 0, matched / crit_n, if(succeeded, 1., 0.)) AS tc,
     greatest(toInt64(3), 2 * toInt64(length(success_criteria)) + 1) AS est,
     if(n > 0, least(1., est / n), 0.) AS eff,

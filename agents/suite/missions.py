@@ -2,9 +2,10 @@
 
 A mission's success is decided here, not by a judge's heuristics: the final answer must equal the
 expected text (surrounding whitespace and letter case aside) and every file the task asks for must
-hold exactly the expected content. The same rule is handed to the pipeline's judge as the
-criterion ``= <answer>`` (see ``judges.heuristic``), so the reward the trainer filters on and the
-success the evaluation reports agree on the answer.
+hold exactly the expected content. The same rule is handed to the pipeline's judge as criteria:
+``= <answer>`` and ``file:<path> = <content>`` per expected file (``schemas.criteria``, checked from
+the run's file_write calls), so the reward the trainer filters on and the success the evaluation
+reports agree: a run that answers right but never writes the file is half done for both.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agents.missions import AgentConfig, Mission, ToolSpec
 from agents.suite.families import FAMILIES
+from schemas.criteria import file_criterion
 
 SPLITS: tuple[str, ...] = ("train", "heldout")
 SEEDS: dict[str, int] = {"train": 1013, "heldout": 2027}
@@ -41,8 +43,8 @@ class SuiteMission(BaseModel):
 
     @property
     def criteria(self) -> list[str]:
-        """What the judge checks: the exact answer (``=`` marks an exact criterion)."""
-        return [f"= {self.answer}"]
+        """What the judge checks: the exact answer (``=`` marks an exact criterion), then each expected file."""
+        return [f"= {self.answer}"] + [file_criterion(path, text) for path, text in self.expect_files.items()]
 
     def mission(self, sandbox: Path, agent_config: AgentConfig, group_id: str | None = None) -> Mission:
         """The runnable mission, its tools confined to ``sandbox``."""

@@ -14,6 +14,7 @@ from pathlib import Path, PurePath
 from pydantic import Field
 
 from agents.tools.base import FunctionTool, ToolConfig, ToolError, function_tool, register_tool
+from schemas.criteria import write_target
 
 
 class FileReadConfig(ToolConfig):
@@ -55,22 +56,6 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def _split_write_input(text: str) -> tuple[str, str]:
-    """``{"path": ..., "content": ...}`` or ``path`` on the first line and content after it."""
-    stripped = text.strip()
-    if stripped.startswith("{"):
-        try:
-            doc = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise ToolError(f"file_write input is not valid JSON: {exc}") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("path"), str):
-            raise ToolError('file_write expects {"path": "...", "content": "..."}')
-        content = doc.get("content", "")
-        return doc["path"], content if isinstance(content, str) else json.dumps(content)
-    path, _, content = text.partition("\n")
-    return path, content
-
-
 def _read_path_input(text: str) -> str:
     stripped = text.strip()
     if stripped.startswith("{"):
@@ -107,7 +92,10 @@ def file_write(config: FileWriteConfig, base_dir: Path) -> FunctionTool:
     sandbox = Sandbox(base_dir / config.base_path)
 
     async def run(tool_input: str) -> str:
-        raw_path, content = _split_write_input(tool_input)
+        try:
+            raw_path, content = write_target(tool_input)
+        except ValueError as exc:
+            raise ToolError(str(exc)) from None
         path = sandbox.resolve(raw_path)
         data = content.encode()
         if len(data) > config.max_bytes:

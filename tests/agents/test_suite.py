@@ -61,7 +61,7 @@ def test_check_is_exact(tmp_path: Path) -> None:
         assert not check_outcome(chain, near, box), near
     (box / dst).write_text(chain.answer + "1")
     assert not check_outcome(chain, chain.answer, box)
-    assert chain.criteria == [f"= {chain.answer}"]
+    assert chain.criteria == [f"= {chain.answer}", f"file:{dst} = {chain.answer}"]
 
 
 @pytest.mark.parametrize("split", ["train", "heldout"])

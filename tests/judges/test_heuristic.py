@@ -116,3 +116,31 @@ def test_from_config_and_protocol() -> None:
     assert isinstance(judge, Judge)
     j = judge.judge(mixed_run())
     assert (j.judge_version, j.overall) == ("7", 0.5)
+
+
+@pytest.mark.parametrize(("writes", "met"), [
+    (['{"path": "out/a.txt", "content": "475"}'], True),
+    (['{"path": " ./out/a.txt", "content": "475\\n\\n"}'], True),  # path padding, ./ and trailing newlines aside
+    (['{"path": "out/a.txt", "content": 475}'], True),  # a number is written as its JSON
+    (["out/a.txt\n475\n"], True),  # path on the first line, content after it
+    (["out/a.txt\n 475"], False),  # leading space is content
+    (["out/a.txt\n475", "out/a.txt\n476"], False),  # the last write wins
+    (["out/a.txt\n476", "out/b.txt\n1", "./out/a.txt\n475"], True),
+    (['{"path": "out/a.txt", "content": "47'], False),  # the tool refused it: it wrote nothing
+    (["out/b.txt\n475"], False),
+    ([], False),
+])
+def test_a_file_criterion_is_met_by_the_last_write_to_its_path(writes: list[str], met: bool) -> None:
+    steps = [tool("file_write", w) for w in writes] + [tool("file_write", "out/a.txt\n475", error="disk full"),
+                                                       answer("475")]
+    t = trajectory(steps, criteria=["= 475", " file:./out/a.txt =  475 "], final_answer="475")
+    j = HeuristicJudge().judge(t)
+    assert j.task_completion == (1.0 if met else 0.5)
+    assert f"{2 if met else 1}/2 criteria matched" in j.reasoning
+
+
+def test_a_run_that_answers_without_writing_the_file_is_half_done() -> None:
+    """The suite's chain tasks ask for a file and an answer: answering alone is not success."""
+    t = trajectory([tool("file_read", "data/a.txt"), tool("calculator", "449 + 26"), answer("475")],
+                   criteria=["= 475", "file:out/sum.txt = 475"], final_answer="475")
+    assert HeuristicJudge().judge(t).task_completion == 0.5

@@ -2,7 +2,8 @@
 
 Trajectories are generated from a fixed seed to cover what the formulas branch on: errors and
 recovery, repeated and switching tool calls, empty / whitespace-only / Unicode-space thoughts,
-final answers vs Answer steps, criteria with padding and case, statuses, timeouts, missing
+final answers vs Answer steps, criteria with padding and case, file criteria against file_write
+inputs in every accepted form (and refused ones), statuses, timeouts, missing
 sequence numbers, groups of 1 to 4 and session ids that need JSON escaping.
 """
 
@@ -27,6 +28,11 @@ from schemas.registry import LocalRegistry
 from tests.judges.builders import T0, answer, think, tool, trajectory
 
 SPACES = ["", " ", "\t", "\u3000", "\xa0 ", "\n"]
+# file_write inputs: JSON (string, number and missing content, bad JSON, no path), path-first-line forms
+WRITES = ['{"path": "out/a.txt", "content": "475"}', ' {"path": " ./out/a.txt", "content": "475\\n\\n"} ',
+          '{"path": "out/a.txt", "content": 475}', '{"path": "out/a.txt"}', '{"path": "out/a.txt", "content": "47',
+          '{"content": "475"}', "out/a.txt\n475\n", "./out/a.txt\n476", "out/b.txt\nx y", "out/a.txt",
+          "\u3000out/a.txt \n475", '{"path": "out/b.txt", "content": "x y"}', "out/a.txt\n 475"]
 ODD_IDS = ['quote"d', "back\\slash", "slash/ed", "tab\there", "ctl\x01x", "ünï—cødé", "new\nline", "del\x7f"]
 
 
@@ -35,7 +41,9 @@ def random_trajectory(rng: random.Random, i: int, group_id: str | None) -> Traje
     for _ in range(rng.randint(0, 7)):
         pad = rng.choice(SPACES)
         kind = rng.random()
-        if kind < 0.6:
+        if kind < 0.25:
+            steps.append(tool("file_write", rng.choice(WRITES), error=rng.choice([None, None, "boom"])))
+        elif kind < 0.6:
             name = rng.choice(["search", "Calc", "lookup"])
             thought = rng.choice(["", pad, f"use {name.upper()} now", "think harder"]) + pad
             steps.append(tool(name, rng.choice(["a", "b", " a "]), thought=thought,
@@ -47,7 +55,10 @@ def random_trajectory(rng: random.Random, i: int, group_id: str | None) -> Traje
     session = f"s{i}-{ODD_IDS[i % len(ODD_IDS)]}" if i % 3 == 0 else f"s{i}"
     traj = trajectory(steps, session_id=session, group_id=group_id,
                       criteria=rng.choice([[], ["paris"], [" Paris ", "london"], ["  "], ["x", "y", "z"],
-                                           ["= paris"], [" =London ", "= it is paris"], ["="]]),
+                                           ["= paris"], [" =London ", "= it is paris"], ["="],
+                                           ["= paris", "file:out/a.txt = 475"], [" file: ./out/a.txt=  475 "],
+                                           ["file:out/b.txt = x y"], ["file:out/a.txt"], ["FILE:out/a.txt = 475"],
+                                           ["file: = 475"], ["file:out/a.txt = 476", "paris"]]),
                       final_answer=rng.choice([None, "", "It is PARIS", " \u2003 "]),
                       status=rng.choice([SessionStatus.succeeded, SessionStatus.failed, None]),
                       closed_by=rng.choice([ClosedBy.completed, ClosedBy.completed, ClosedBy.idle_timeout]))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from agents.suite import SuiteMission
+from agents.suite import FAMILIES, SuiteMission
 
 Policy = Callable[[SuiteMission, int], str]
 
@@ -40,6 +40,13 @@ def oracle(mission: SuiteMission, step: int) -> str:
 
 def wrong(mission: SuiteMission, step: int) -> str:
     return "answer: 0"
+
+
+def skip_write(mission: SuiteMission, step: int) -> str:
+    """The oracle without its file_write: the right answer, but the file the task asks for is never written."""
+    lines = [oracle(mission, k) for k in range(FAMILIES[mission.family].tool_calls + 1)]
+    kept = [line for line in lines if not line.startswith("file_write:")]
+    return kept[min(step, len(kept) - 1)]
 
 
 class StandIn:

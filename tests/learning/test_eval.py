@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from agents.suite import build_suite
+from agents.suite import SuiteMission, build_suite
 from agents.tracking import Tracker
 from learning.evaluation import wilson
 from learning.judged import wait_for_rewards
 from learning.rollouts import Planned, agent_config, run_planned
 from schemas.transcript import TRAINING
 from tests.ingest.stack import RunningStack
-from tests.learning.support import StandIn, oracle, wrong
+from tests.learning.support import StandIn, oracle, skip_write, wrong
 from trainer.registry import get_model, register_base_model
 from trainer.runs import open_store
 from trainer.windows import WindowFilter, pull_window
@@ -34,8 +34,12 @@ def art(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProce
 def test_eval_is_judged_stored_exact_and_kept_out_of_training_windows(tmp_path: Path, tiny_model: Path) -> None:
     missions = build_suite("heldout", per_family=2) + build_suite("train", per_family=1)
     half = {"arith", "lookup"}  # the stand-in solves these two families, fails the other two
-    with StandIn(missions, lambda model: lambda m, step: oracle(m, step) if m.family in half else wrong(m, step)
-                 ) as server, RunningStack(tmp_path / "data") as stack:
+    # files: a wrong answer; chain: the right answer without writing the file, which is no success either
+
+    def policy(m: SuiteMission, step: int) -> str:
+        return oracle(m, step) if m.family in half else skip_write(m, step) if m.family == "chain" else wrong(m, step)
+
+    with StandIn(missions, lambda model: policy) as server, RunningStack(tmp_path / "data") as stack:
         cfg = stack.cfg
         client = open_store(cfg)
         register_base_model(client, model_id=BASE, name="tiny", path=tiny_model)
@@ -53,14 +57,15 @@ def test_eval_is_judged_stored_exact_and_kept_out_of_training_windows(tmp_path: 
         assert record.metrics["eval_success"] == 0.5 and record.metrics["eval_missions"] == 8.0
         assert (record.metrics["eval_success_lo"], record.metrics["eval_success_hi"]) == (lo, hi)
         assert record.metrics["eval_success_files"] == 0.0 and record.metrics["eval_tokens_per_s"] > 0
-        assert record.metrics["eval_steps"] == (2 + 3 + 1 + 1) * 2 / 8  # oracle arith 2, lookup 3; wrong 1
+        assert record.metrics["eval_steps"] == (2 + 3 + 1 + 3) * 2 / 8  # oracle arith 2, lookup 3; wrong 1; chain 3
         evals = client.query("SELECT model_id, missions, successes, length(session_ids) FROM evaluations FINAL"
                              ).result_rows
         assert evals == [(BASE, 8, 4, 8)]
         eval_ids = client.query("SELECT session_ids FROM evaluations FINAL").result_rows[0][0]
         success = dict(client.query("SELECT session_id, success FROM rewards FINAL WHERE session_id IN {ids:Array("
                                     "String)}", parameters={"ids": eval_ids}).result_rows)
-        assert sorted(success.values()) == [0.0] * 4 + [1.0] * 4  # the judge agrees with the exact check
+        # the judge agrees with the exact check: answering the chain task without its file is half of it
+        assert sorted(success.values()) == [0.0] * 2 + [0.5] * 2 + [1.0] * 4
 
         async def training_runs() -> list[str]:
             train = [m for m in missions if m.split == "train"]
