@@ -41,6 +41,8 @@ class TrainingConfig:
     checkpoint_interval: int = _opt(50, "save adapter+optimizer+RNG every N steps (0: off)")
     evaluation_interval: int = _opt(25, "held-out evaluation every N steps (0: only at end)")
     early_stopping_patience: int = _opt(3, "stop after N evaluations without improvement (0: off)")
+    init_adapter: str = _opt("", "continue from this LoRA adapter's weights (a folder with adapter_config.json; "
+                             "its LoRA shape replaces lora_*) instead of fresh ones")
     lora_r: int = _opt(8, "LoRA rank")
     lora_alpha: int = _opt(16, "LoRA alpha")
     lora_dropout: float = _opt(0.0, "LoRA dropout")

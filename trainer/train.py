@@ -91,9 +91,10 @@ def quiet_transformers() -> None:
 
 
 def load_policy(cfg: TrainingConfig) -> tuple[Any, Any]:
-    """(peft model with fresh LoRA adapters, tokenizer); seeded first, since LoRA init draws from torch's RNG."""
+    """(peft model with fresh LoRA adapters, or ``init_adapter``'s made trainable, tokenizer); seeded first,
+    since LoRA init draws from torch's RNG."""
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     quiet_transformers()
@@ -106,6 +107,15 @@ def load_policy(cfg: TrainingConfig) -> tuple[Any, Any]:
     base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
+    if cfg.init_adapter:
+        init = Path(cfg.init_adapter)
+        if not (init / "adapter_config.json").is_file():
+            raise TrainerError(f"init_adapter {cfg.init_adapter!r} is not a LoRA adapter folder "
+                               "(no adapter_config.json)")
+        try:
+            return PeftModel.from_pretrained(base, init, is_trainable=True), tokenizer
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise TrainerError(f"init_adapter {cfg.init_adapter!r} does not fit {cfg.model_path}: {exc}") from None
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=cfg.target_modules(), task_type="CAUSAL_LM")
     return get_peft_model(base, lora), tokenizer

@@ -60,3 +60,23 @@ def test_a_loop_warns_when_a_slow_llm_call_would_outlast_the_streams_idle_timeou
         "slow LLM call is closed as idle and judged half-done; raise it (ART_STREAM_SESSION_IDLE_TIMEOUT_S=960) "
         "for the stack the loop runs on")
     assert idle_timeout_warning(ArtConfig.model_validate({"stream": {"session_idle_timeout_s": 960}})) is None
+
+
+def test_a_round_continues_an_adapter_champion_on_its_own_runs_and_starts_fresh_from_the_base() -> None:
+    from learning.loop import CONTINUE_TRAINING, round_training
+    from trainer.registry import BASE_OBJECTIVE, ModelRecord
+
+    since, lineage = datetime(2026, 1, 1, tzinfo=UTC), ["base", "m-1"]
+
+    def record(model_id: str, objective: str) -> ModelRecord:
+        return ModelRecord(model_id=model_id, name=model_id, base_model="/models/base", objective=objective,
+                           window_id="w", path=f"/registry/{model_id}", created_at=since, updated_at=since)
+
+    fresh = round_training(_settings(4, ["arith"]), since, lineage, record("base", BASE_OBJECTIVE))
+    assert (fresh.window, fresh.init_adapter, fresh.overrides) == (window_filter(_settings(4, ["arith"]), since,
+                                                                                 lineage), "", {})
+    cont = round_training(_settings(4, ["arith"]), since, lineage, record("m-1", "sft"))
+    assert cont.init_adapter == "/registry/m-1/adapter" and cont.overrides == CONTINUE_TRAINING
+    assert cont.window.models == ["m-1"] and cont.window.since == since and cont.window.min_success == 1.0
+    fleet = round_training(_settings(4, ["arith"], teacher="fleet"), since, lineage, record("m-1", "sft"))
+    assert fleet.window.models == [] and fleet.init_adapter == "/registry/m-1/adapter"

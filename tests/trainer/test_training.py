@@ -68,3 +68,32 @@ def test_early_stopping_with_patience(filled_store: Any, tiny_model: Path, tmp_p
     cfg = _cfg(tiny_model, "sft", learning_rate=0.0, max_steps=40, evaluation_interval=2, early_stopping_patience=2)
     result = train_window(cfg, train, tmp_path / "r", heldout=held, progress=False)
     assert result.stopped_early and result.steps == 6  # evals at 2 (best), 4 and 6 do not improve
+
+
+def test_training_continues_from_an_init_adapter(filled_store: Any, tiny_model: Path, tmp_path: Path) -> None:
+    """``init_adapter``: the policy starts as exactly that adapter (its weights, its LoRA shape, trainable),
+    and training moves on from there; a folder that is no adapter is refused with the reason."""
+    import torch
+    from safetensors.torch import load_file
+
+    from trainer.errors import TrainerError
+    from trainer.train import load_policy
+
+    window = pull_window(filled_store, WindowFilter(min_reward=0.7))
+    first = train_window(_cfg(tiny_model, "sft", max_steps=4, evaluation_interval=0, lora_r=4), window,
+                         tmp_path / "first", progress=False)
+    model, _ = load_policy(_cfg(tiny_model, "sft", init_adapter=first.adapter_dir))  # lora_r 8 asked, 4 kept
+    saved = load_file(str(Path(first.adapter_dir) / "adapter_model.safetensors"))
+    loaded = {k: v for k, v in model.state_dict().items() if "lora_" in k}
+    assert len(loaded) == len(saved) > 0
+    for key, value in saved.items():
+        match = [k for k in loaded if k.replace(".default", "") == key]
+        assert len(match) == 1 and torch.equal(loaded[match[0]], value), key
+    assert all(p.requires_grad for n, p in model.named_parameters() if "lora_" in n)
+    assert {v.shape[0] for k, v in loaded.items() if "lora_A" in k} == {4}
+
+    second = train_window(_cfg(tiny_model, "sft", max_steps=4, evaluation_interval=0, init_adapter=first.adapter_dir),
+                          window, tmp_path / "second", progress=False)
+    assert second.history[0]["loss"] < first.history[0]["loss"]  # it starts where the first run ended
+    with pytest.raises(TrainerError, match="is not a LoRA adapter folder"):
+        load_policy(_cfg(tiny_model, "sft", init_adapter=str(tmp_path)))
