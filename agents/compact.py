@@ -62,9 +62,14 @@ def _worked(task: str, *steps: tuple[str, str]) -> list[tuple[str, str]]:
 
 
 EXAMPLES: list[tuple[frozenset[str], list[tuple[str, str]]]] = [
+    (frozenset({"file_read", "calculator", "file_write"}), [
+        *_worked("Double the value stored in data/apples.txt, keep it in out/twice.txt and tell me.",
+                 ("file_read: data/apples.txt", "21"), ("calculator: 21 * 2", "42"),
+                 ('file_write: {"path": "out/twice.txt", "content": "42"}', "wrote 2 bytes to out/twice.txt")),
+        ("assistant", "answer: 42")]),
     (frozenset({"lookup", "calculator"}), [
         *_worked("I need 3 teapots. How much will they be?", ("lookup: price of a teapot",
-                 "facts/shop.txt:1: price of a teapot: 15 coins"), ("calculator: 3 * 15", "45")),
+                 "shop.txt:1: price of a teapot: 15 coins"), ("calculator: 3 * 15", "45")),
         ("assistant", "answer: 45")]),
     (frozenset({"file_read", "calculator"}), [
         *_worked("Double the value stored in data/apples.txt.", ("file_read: data/apples.txt", "21"),
@@ -73,8 +78,11 @@ EXAMPLES: list[tuple[frozenset[str], list[tuple[str, str]]]] = [
     (frozenset({"calculator"}), [
         *_worked("What is 6 * 7 + 1?", ("calculator: 6 * 7 + 1", "43")), ("assistant", "answer: 43")]),
 ]
-"""Worked exchanges; a session shows the first whose tools it has (none if none fits). They are context
-only — recorded in the prefix, never a training target — so they are prompt, not demonstrations."""
+"""Worked exchanges; a session shows the first whose tools it has (none if none fits), so the larger tool
+sets come first. They are context only — recorded in the prefix, never a training target — so they are
+prompt, not demonstrations. Each tool a session has should appear in its example: with file_write only in
+the tool list, SmolLM2 never wrote a file in a held-out chain run (it read, computed and answered in all
+12 and skipped the write)."""
 
 _ROLE = re.compile(r"^[\W_]*(?:(?:you|assistant|agent|action)\s*:\s*)?(?:(?:use_tool|tool)\b\s*:?\s*)?", re.IGNORECASE)
 _CALL = (re.compile(r"^([A-Za-z][\w -]*?)\s*:\s*(.*?)\s*$"), re.compile(r"^([A-Za-z][\w-]*)\((.*)\)\s*$"))

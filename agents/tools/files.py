@@ -16,6 +16,8 @@ from pydantic import Field
 from agents.tools.base import FunctionTool, ToolConfig, ToolError, function_tool, register_tool
 from schemas.criteria import write_target
 
+EXPECTED_INPUT = '{"path": "<file path>", "content": "<text>"}'
+
 
 class FileReadConfig(ToolConfig):
     base_path: Path = Field(Path("."), description="folder the tool may read; relative to the mission file")
@@ -87,7 +89,7 @@ def file_read(config: FileReadConfig, base_dir: Path) -> FunctionTool:
 
 @register_tool("file_write", 'write a text file: input is {"path": ..., "content": ...} or the path on the first '
                "line and the content after it", FileWriteConfig,
-               usage='{"path": "<file path>", "content": "<text>"}')
+               usage=EXPECTED_INPUT)
 def file_write(config: FileWriteConfig, base_dir: Path) -> FunctionTool:
     sandbox = Sandbox(base_dir / config.base_path)
 
@@ -96,6 +98,11 @@ def file_write(config: FileWriteConfig, base_dir: Path) -> FunctionTool:
             raw_path, content = write_target(tool_input)
         except ValueError as exc:
             raise ToolError(str(exc)) from None
+        if not content and not tool_input.strip().startswith("{"):
+            # A lone line is a path with nothing to write: a mistake (SmolLM2 wrote `file_write: 3076 * 4`
+            # for the product it meant to save), and "wrote 0 bytes" would tell it the task was done.
+            raise ToolError(f"nothing to write to {raw_path.strip()!r}: give {EXPECTED_INPUT} or the path on "
+                            "the first line and the content after it")
         path = sandbox.resolve(raw_path)
         data = content.encode()
         if len(data) > config.max_bytes:

@@ -21,10 +21,11 @@ from agents.compact import (
     tool_observation,
 )
 from agents.llm import OpenAIChatClient
-from agents.missions import AgentConfig
+from agents.missions import AgentConfig, ToolSpec
 from agents.prompts import DecisionError
 from agents.runner import run_mission
 from agents.suite import SuiteMission, build_suite, check_outcome, prepare_sandbox
+from agents.tools.base import build_toolbox
 from schemas.transcript import PROMPT_PREFIX_KEY
 from tests.agents.support import MemoryOpener, MemoryRecorder
 from tests.learning.support import StandIn, oracle
@@ -98,7 +99,7 @@ async def test_trainer_rebuilds_the_exact_chat_the_runner_sent(tmp_path: Path) -
     assert json.loads(recorder.started["agent_config"][PROMPT_PREFIX_KEY]) == prefix
     assert recorder.started["agent_config"]["prompt_style"] == "compact"
     example = example_for(mission.toolbox())
-    assert example[1] == ("assistant", "file_read: data/apples.txt")  # the file example fits this toolbox
+    assert example[1] == ("assistant", "file_read: data/apples.txt")  # the write example fits this toolbox
     assert len(prefix) == 1 + len(example) and 'file_write: {"path": "<file path>"' in prefix[0]["content"]
     chat = conversation(_window_trajectory(recorder))
     sent = [r["messages"] for r in server.requests]
@@ -120,13 +121,37 @@ async def test_trainer_rebuilds_the_exact_chat_the_runner_sent(tmp_path: Path) -
     assert recorder.steps[2].step_metadata["raw_reply"].startswith("Sure.\nfile_read")
 
 
-def test_worked_examples_restate_the_task_like_live_results() -> None:
-    """The example is copied turn by turn: its results must look exactly like the runner's."""
-    _, turns = EXAMPLES[1]
+EXAMPLE_FILES = {"data/apples.txt": "21\n", "facts/shop.txt": "price of a teapot: 15 coins\n"}
+TOOL_CONFIGS = {"lookup": {"folder": "facts"}}
+
+
+@pytest.mark.parametrize("needs", [needs for needs, _ in EXAMPLES], ids=lambda n: "+".join(sorted(n)))
+async def test_every_worked_example_is_what_the_real_tools_do(needs: frozenset[str], tmp_path: Path) -> None:
+    """An example teaches by being copied: each of its action lines, run through the real tools on the files
+    it mentions, gives exactly the result it shows, it calls every tool of its set, and it is the one a
+    session with exactly those tools is shown (so a larger set is never shadowed by a smaller one)."""
+    for rel, text in EXAMPLE_FILES.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    box = build_toolbox([ToolSpec(name=n, config=TOOL_CONFIGS.get(n, {})) for n in sorted(needs)], tmp_path)
+    turns = example_for(box)
+    assert turns == dict(EXAMPLES)[needs]
     task = turns[0][1].removeprefix("Task: ")
-    assert [t for t in turns if t[0] == "user"] == [
-        ("user", f"Task: {task}"), ("user", tool_observation("21", task)), ("user", tool_observation("42", task))]
-    assert turns[2][1] == f"Result: 21\nTask: {task}" and turns[-1] == ("assistant", "answer: 42")
+    called = []
+    for (_, said), (_, seen) in zip(turns[1:-1:2], turns[2::2], strict=True):
+        decision = parse_reply(said, box.names())
+        assert decision.action == "use_tool" and decision.tool is not None
+        called.append(decision.tool)
+        assert seen == tool_observation(await box.call(decision.tool, decision.input), task)
+    assert sorted(called) == sorted(needs) and turns[-1][1].startswith("answer: ")
+
+
+def test_the_chain_tools_are_shown_a_write() -> None:
+    chain = next(m for m in build_suite("heldout", 1) if m.family == "chain")
+    said = [text for role, text in example_for(chain.mission(Path("."), AgentConfig(model="m")).toolbox())
+            if role == "assistant"]
+    assert said == ["file_read: data/apples.txt", "calculator: 21 * 2",
+                    'file_write: {"path": "out/twice.txt", "content": "42"}', "answer: 42"]
 
 
 def test_exploration_draws_untried_tools_then_the_answer() -> None:

@@ -92,6 +92,14 @@ async def test_file_write_inside_and_refusals(sandbox: Path) -> None:
         await tools.call("file_write", "sub\nx")
     with pytest.raises(ToolError, match=r"not valid JSON"):
         await tools.call("file_write", '{"path": ')
+    for lone in ("3076 * 4", "out/report.txt\n", "  out/report.txt  "):  # a path and nothing to write
+        with pytest.raises(ToolError) as refused:
+            await tools.call("file_write", lone)
+        assert str(refused.value) == (f"nothing to write to {lone.strip()!r}: give "
+                                      '{"path": "<file path>", "content": "<text>"} or the path on the first line '
+                                      "and the content after it")
+    assert await tools.call("file_write", '{"path": "empty.txt", "content": ""}') == "wrote 0 bytes to empty.txt"
+    assert not (sandbox / "3076 * 4").exists() and not (sandbox / "out" / "report.txt").exists()
     assert (sandbox.parent / "secret.txt").read_text() == "top secret"
     assert not (sandbox.parent / "evil.txt").exists() and not (sandbox.parent / "outside" / "planted.txt").exists()
 
