@@ -88,8 +88,9 @@ CONTINUE_TRAINING: dict[str, Any] = {"learning_rate": 2e-4, "max_steps": 8, "sft
 a fresh adapter on the base trained on every round's runs undid round 1's skill in all three measured
 loops (held-out success 0.35 -> 0.06); continuing the champion gently on what it now does keeps what it
 learned (its solved runs are near zero loss, so the gradient goes to what is new): on one loop's round-2
-runs, 0.375 held-out success continued vs 0.062 fresh (README, the loop), though in a later bench run the
-continued candidate still fell, to 0.229 from 0.354. Uniform: rarity would drop the solved runs that anchor it."""
+runs, 0.375 held-out success continued vs 0.062 fresh (README, the loop); in later bench runs the
+continued candidate fell (0.354 -> 0.229), held (0.396) or rose (0.354 -> 0.688).
+Uniform: rarity would drop the solved runs that anchor it."""
 
 
 class RoundTraining(BaseModel):
