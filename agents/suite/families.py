@@ -9,8 +9,11 @@ Training phrasings name the tools to use ("with file_read, then the calculator")
 never do. A 135M model almost never finds a multi-tool procedure on its own (0 of 48 sampled runs
 of the unhinted tasks succeeded), and a loop can only learn from successes it samples: the hints
 make the procedures reachable in training, and the held-out split measures whether the policy
-learned to apply them when nobody names the tools. The operations overlap (both splits multiply a file's
-number), the phrasings and number ranges never do.
+learned to apply them when nobody names the tools. The operations overlap (both splits add to and
+multiply a file's number, `files` subtracts too), the phrasings and number ranges never do. Every held-out
+family that reads a number asks for more than one operation: when held-out `files` and `chain` only
+multiplied, a round-1 champion that had learned to multiply every number it read (a training "add 41"
+became "277 * 41") scored 1.00 on both, a shortcut, not the skill.
 """
 
 from __future__ import annotations
@@ -107,7 +110,9 @@ def _files(rng: random.Random, split: Split) -> Draft:
     else:
         v, k = rng.randint(510, 990), rng.randint(3, 9)
         forms = [("What is the number in {p} times {k}?", v * k),
-                 ("Take the value written in {p}, multiply it by {k}, and report the result.", v * k)]
+                 ("Take the value written in {p}, multiply it by {k}, and report the result.", v * k),
+                 ("What is the number in {p} plus {k}?", v + k),
+                 ("Take the value written in {p}, lower it by {k}, and report the result.", v - k)]
     text, value = rng.choice(forms)
     return Draft(text.format(p=path, k=k), str(value), files={path: f"{v}\n"})
 
@@ -126,7 +131,9 @@ def _chain(rng: random.Random, split: Split) -> Draft:
              "{dst} with file_write, then answer with the result.", v * k)])
     else:
         v, k = rng.randint(510, 990), rng.randint(3, 9)
-        text, value = ("Multiply the number in {src} by {k}; save the product in {dst} and reply with it.", v * k)
+        text, value = rng.choice([
+            ("Multiply the number in {src} by {k}; save the product in {dst} and reply with it.", v * k),
+            ("Add {k} to the number in {src}; save the sum in {dst} and reply with it.", v + k)])
     return Draft(text.format(src=src, k=k, dst=dst), str(value), files={src: f"{v}\n"},
                  expect_files={dst: str(value)})
 

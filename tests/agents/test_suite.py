@@ -49,6 +49,20 @@ def test_splits_are_disjoint_in_phrasing_numbers_and_names() -> None:
     assert h_items and t_items and not h_items & t_items
 
 
+def test_no_single_operation_passes_a_heldout_family_that_reads_a_number() -> None:
+    """A policy that always multiplies (or always adds) what it read must not score full marks on held-out."""
+    ops = {"add": lambda v, k: v + k, "subtract": lambda v, k: v - k, "multiply": lambda v, k: v * k}
+    for family in ("files", "chain"):
+        used: dict[str, int] = {}
+        for m in build_suite("heldout", families=[family]):
+            v = int(next(iter(m.files.values())))
+            k = int(NUMBER.findall(m.objective.replace(next(iter(m.files)), ""))[0])
+            fits = [name for name, op in ops.items() if str(op(v, k)) == m.answer]
+            assert len(fits) == 1, (m.objective, fits)
+            used[fits[0]] = used.get(fits[0], 0) + 1
+        assert len(used) >= 2 and max(used.values()) <= 9, (family, used)  # at most 9 of 12 for any one
+
+
 def test_check_is_exact(tmp_path: Path) -> None:
     chain = next(m for m in build_suite("heldout") if m.family == "chain")
     box = prepare_sandbox(chain, tmp_path / "box")
